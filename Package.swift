@@ -1,0 +1,33 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Benchmarks live in their own package (Benchmarks/Package.swift) so that
+// `swift build` and `swift test` here never build package-benchmark.
+let package = Package(
+    name: "pooler",
+    products: [
+        .executable(name: "pooler", targets: ["pooler"]),
+    ],
+    targets: [
+        .target(name: "CLinuxShims"),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl",
+                       providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq",
+                       providers: [.apt(["libpq-dev"])]),
+        .target(name: "PoolerWire", dependencies: ["COpenSSL"]),
+        .target(name: "PoolerConfig"),
+        .target(name: "PoolerCore", dependencies: ["PoolerWire", "PoolerConfig"]),
+        .target(name: "PoolerIO", dependencies: ["CLinuxShims"]),
+        .target(name: "PoolerAdmin"),
+        .target(name: "PoolerRuntime",
+                dependencies: ["PoolerWire", "PoolerConfig", "PoolerCore", "PoolerIO", "PoolerAdmin"]),
+        .executableTarget(name: "pooler", dependencies: ["PoolerRuntime"]),
+
+        .testTarget(name: "PoolerWireTests", dependencies: ["PoolerWire"]),
+        .testTarget(name: "PoolerConfigTests", dependencies: ["PoolerConfig"]),
+        .testTarget(name: "PoolerCoreTests", dependencies: ["PoolerCore"]),
+        .testTarget(name: "PoolerAdminTests", dependencies: ["PoolerAdmin"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["CLibPQ", "pooler"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,53 @@
+#ifndef POOLER_CLINUXSHIMS_H
+#define POOLER_CLINUXSHIMS_H
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/uio.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+#include <time.h>
+#include <stdint.h>
+
+/* epoll_event is packed on x86_64; Swift cannot build it field by field reliably. */
+static inline int pooler_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data) {
+    struct epoll_event ev;
+    ev.events = events;
+    ev.data.u64 = data;
+    return epoll_ctl(epfd, op, fd, &ev);
+}
+
+/* Waits and copies events into two flat arrays so Swift never touches the packed struct. */
+int pooler_epoll_wait(int epfd, uint32_t *events, uint64_t *data, int maxevents, int timeout_ms);
+
+static inline int pooler_errno(void) { return errno; }
+
+int pooler_accept4(int fd, struct sockaddr *addr, socklen_t *len);
+
+static inline int pooler_socket(int domain, int type) {
+    return socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+}
+
+static inline int pooler_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
+
+static inline uint64_t pooler_monotonic_usec(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+int pooler_peer_uid(int fd, uint32_t *uid);
+
+/* Signals are delivered through a self-pipe-like counter array read by the loop. */
+void pooler_install_signal_handlers(int wake_fd);
+/* Returns and clears the pending count for a signal number (SIGHUP, SIGINT, ...). */
+int pooler_take_signal(int signo);
+
+#endif

@@ -1,0 +1,58 @@
+#define _GNU_SOURCE
+#include "CLinuxShims.h"
+#include <string.h>
+#include <stdatomic.h>
+
+int pooler_epoll_wait(int epfd, uint32_t *events, uint64_t *data, int maxevents, int timeout_ms) {
+    struct epoll_event evs[256];
+    if (maxevents > 256) maxevents = 256;
+    int n = epoll_wait(epfd, evs, maxevents, timeout_ms);
+    for (int i = 0; i < n; i++) {
+        events[i] = evs[i].events;
+        data[i] = evs[i].data.u64;
+    }
+    return n;
+}
+
+static int signal_wake_fd = -1;
+static atomic_int pending[65];
+
+static void on_signal(int signo) {
+    int saved = errno;
+    if (signo > 0 && signo < 65) atomic_fetch_add(&pending[signo], 1);
+    if (signal_wake_fd >= 0) {
+        uint64_t one = 1;
+        ssize_t r = write(signal_wake_fd, &one, sizeof(one));
+        (void)r;
+    }
+    errno = saved;
+}
+
+void pooler_install_signal_handlers(int wake_fd) {
+    signal_wake_fd = wake_fd;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    int sigs[] = { SIGHUP, SIGINT, SIGTERM, SIGQUIT, SIGUSR1, SIGUSR2 };
+    for (unsigned i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) sigaction(sigs[i], &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+int pooler_take_signal(int signo) {
+    if (signo <= 0 || signo >= 65) return 0;
+    return atomic_exchange(&pending[signo], 0);
+}
+
+int pooler_accept4(int fd, struct sockaddr *addr, socklen_t *len) {
+    return accept4(fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
+int pooler_peer_uid(int fd, uint32_t *uid) {
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return -1;
+    *uid = cred.uid;
+    return 0;
+}

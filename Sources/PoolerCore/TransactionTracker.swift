@@ -1,0 +1,57 @@
+import PoolerWire
+
+/// Follows one client↔server link to know when the server is back in a clean,
+/// reusable state: every request answered (each Query/Sync/FunctionCall yields exactly
+/// one ReadyForQuery), no extended-protocol messages waiting for a Sync, and the last
+/// ReadyForQuery said idle.
+public struct TransactionTracker: Sendable {
+    public var outstanding = 0
+    public var unsynced = false
+    public var status: TransactionStatus = .idle
+
+    public init() {}
+
+    public enum FrontendEffect: Equatable, Sendable {
+        case forward
+        /// The client said goodbye; do not forward.
+        case terminate
+    }
+
+    /// A client frame about to be forwarded.
+    @inlinable
+    public mutating func clientSent(_ type: UInt8) -> FrontendEffect {
+        switch type {
+        case FrontendMessageID.query, FrontendMessageID.functionCall:
+            outstanding += 1
+        case FrontendMessageID.sync:
+            outstanding += 1
+            unsynced = false
+        case FrontendMessageID.parse, FrontendMessageID.bind, FrontendMessageID.execute,
+             FrontendMessageID.describe, FrontendMessageID.close, FrontendMessageID.flush:
+            unsynced = true
+        case FrontendMessageID.terminate:
+            return .terminate
+        default:
+            break
+        }
+        return .forward
+    }
+
+    /// A ReadyForQuery from the server; returns true when the server is clean now.
+    @inlinable
+    public mutating func serverReady(_ status: TransactionStatus) -> Bool {
+        if outstanding > 0 { outstanding -= 1 }
+        self.status = status
+        return isClean
+    }
+
+    /// Nothing in flight and outside any transaction: safe to hand to another client.
+    @inlinable
+    public var isClean: Bool { outstanding == 0 && !unsynced && status == .idle }
+
+    public mutating func reset() {
+        outstanding = 0
+        unsynced = false
+        status = .idle
+    }
+}

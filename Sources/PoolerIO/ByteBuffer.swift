@@ -1,0 +1,84 @@
+/// A growable byte region with read and write indices. Storage is allocated lazily
+/// and can be released while a connection is idle, so idle connections cost nothing.
+public struct ByteBuffer {
+    public var storage: UnsafeMutableRawPointer?
+    public var capacity: Int = 0
+    public var readIndex: Int = 0
+    public var writeIndex: Int = 0
+
+    public init() {}
+
+    @inlinable public var readableCount: Int { writeIndex - readIndex }
+    @inlinable public var isEmpty: Bool { writeIndex == readIndex }
+    @inlinable public var writableCount: Int { capacity - writeIndex }
+
+    /// The unread bytes.
+    @inlinable public var readable: UnsafeRawBufferPointer {
+        guard let storage else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        return UnsafeRawBufferPointer(start: storage + readIndex, count: writeIndex - readIndex)
+    }
+
+    /// Makes room for at least `count` more bytes, compacting before growing.
+    public mutating func reserveWritable(_ count: Int) {
+        if writableCount >= count { return }
+        if readIndex > 0 {
+            let unread = readableCount
+            if unread > 0, let storage { storage.copyMemory(from: storage + readIndex, byteCount: unread) }
+            readIndex = 0
+            writeIndex = unread
+            if writableCount >= count { return }
+        }
+        var newCapacity = max(capacity, 1024)
+        while newCapacity - writeIndex < count { newCapacity *= 2 }
+        let newStorage = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
+        if let storage {
+            if writeIndex > 0 { newStorage.copyMemory(from: storage, byteCount: writeIndex) }
+            storage.deallocate()
+        }
+        storage = newStorage
+        capacity = newCapacity
+    }
+
+    /// The writable tail after `reserveWritable`.
+    @inlinable public var writablePointer: UnsafeMutableRawPointer { storage! + writeIndex }
+
+    @inlinable public mutating func didWrite(_ count: Int) { writeIndex += count }
+
+    @inlinable public mutating func consume(_ count: Int) {
+        readIndex += count
+        if readIndex == writeIndex {
+            readIndex = 0
+            writeIndex = 0
+        }
+    }
+
+    public mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count > 0 else { return }
+        reserveWritable(bytes.count)
+        writablePointer.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        writeIndex += bytes.count
+    }
+
+    public mutating func append(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { append($0) }
+    }
+
+    /// Frees the storage when nothing is buffered (an idle connection).
+    public mutating func releaseIfEmpty() {
+        guard isEmpty, let storage else { return }
+        storage.deallocate()
+        self.storage = nil
+        capacity = 0
+        readIndex = 0
+        writeIndex = 0
+    }
+
+    /// Frees the storage unconditionally (connection closed).
+    public mutating func deallocate() {
+        storage?.deallocate()
+        storage = nil
+        capacity = 0
+        readIndex = 0
+        writeIndex = 0
+    }
+}

@@ -1,0 +1,408 @@
+import Glibc
+import PoolerConfig
+import PoolerCore
+import PoolerIO
+import PoolerWire
+
+/// One client connection: startup and authentication, then its traffic, forwarded to
+/// whichever server the pool links for each transaction (or the admin console).
+final class ClientConnection: Connection {
+    enum State: String {
+        case startup, auth, welcomeWait, idle, waiting, active, admin
+    }
+
+    private(set) var state: State = .startup
+    let isUnixSocket: Bool
+    var user = ""
+    var databaseName = ""
+    var applicationName = ""
+    var startupParameters: [(String, String)] = []
+    private var auth: ClientAuthStateMachine?
+    private(set) var pool: PoolRuntime?
+    private(set) var server: ServerConnection?
+    var isAdminUser = false
+    var waitStart: UInt64 = 0
+    let cancelKey: (processID: Int32, secretKey: Int32)
+    private var passthroughRemaining = 0
+    private var closeReason = ""
+
+    init(pooler: Pooler, fd: Int32, remote: SocketAddress, localPort: Int, isUnixSocket: Bool) {
+        self.isUnixSocket = isUnixSocket
+        let random = Crypto.randomBytes(count: 8)
+        func int32(_ b: ArraySlice<UInt8>) -> Int32 {
+            Int32(bitPattern: b.reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
+        }
+        cancelKey = (int32(random[0..<4]) & 0x7FFF_FFFF, int32(random[4..<8]))
+        super.init(pooler: pooler, fd: fd, remote: remote, localPort: localPort)
+    }
+
+    var logPrefix: String {
+        "C-0x\(String(id, radix: 16)): \(databaseName.isEmpty ? "(nodb)" : databaseName)/\(user.isEmpty ? "(nouser)" : user)@\(remote)"
+    }
+
+    var isAdmin: Bool { state == .admin }
+    var isLoggedIn: Bool { [.idle, .waiting, .active, .admin].contains(state) }
+
+    override func readable() {
+        guard readAvailable() else { return }
+        processInput()
+    }
+
+    func processInput() {
+        while !closed && !input.isEmpty {
+            let before = input.readableCount
+            switch state {
+            case .startup: processStartup()
+            case .auth: processAuth()
+            case .welcomeWait, .waiting: return
+            case .idle, .active: forwardToServer(); return
+            case .admin: processAdmin()
+            }
+            if input.readableCount == before { break }
+        }
+        flush()
+    }
+
+    // MARK: startup
+
+    private func processStartup() {
+        switch StartupScanner.scan(input.readable) {
+        case .incomplete:
+            return
+        case .invalidLength(let length):
+            fail(message: "bad startup packet length: \(length)", code: SQLState.protocolViolation)
+        case .packet(let length):
+            let packet: StartupPacket
+            do {
+                packet = try StartupPacket.decode(UnsafeRawBufferPointer(rebasing: input.readable[0..<length]))
+            } catch {
+                fail(message: "bad startup packet", code: SQLState.protocolViolation)
+                return
+            }
+            input.consume(length)
+            handleStartup(packet)
+        }
+    }
+
+    private func handleStartup(_ packet: StartupPacket) {
+        switch packet {
+        case .sslRequest, .gssEncRequest:
+            // No TLS yet: 'N' lets the client continue in plain text (or give up).
+            output.append([UInt8(ascii: "N")])
+            flush()
+        case .cancel(let pid, let key):
+            pooler.forwardCancel(processID: pid, secretKey: key)
+            close(reason: "cancel request")
+        case .unsupportedProtocol(let code):
+            fail(message: "unsupported protocol version: \(code >> 16).\(code & 0xFFFF)", code: SQLState.protocolViolation)
+        case .startup(let parameters):
+            startLogin(parameters)
+        }
+    }
+
+    private func startLogin(_ parameters: [(String, String)]) {
+        let settings = pooler.settings
+        for (key, value) in parameters {
+            switch key.lowercased() {
+            case "user": user = value
+            case "database": databaseName = value
+            case "application_name": applicationName = value
+            case "client_encoding", "datestyle", "timezone", "standard_conforming_strings", "intervalstyle":
+                startupParameters.append((key, value))
+            default:
+                if !settings.ignoreStartupParameters.contains(where: { $0.lowercased() == key.lowercased() }) {
+                    fail(message: "unsupported startup parameter: \(key)", code: SQLState.protocolViolation)
+                    return
+                }
+            }
+        }
+        if user.isEmpty {
+            fail(message: "no username supplied", code: SQLState.protocolViolation)
+            return
+        }
+        if databaseName.isEmpty { databaseName = user }
+        let isAdminDatabase = databaseName == "pgbouncer"
+        if settings.logConnections {
+            pooler.log.info("\(logPrefix) login attempt: db=\(databaseName) user=\(user) tls=no")
+        }
+        if !isAdminDatabase {
+            if pooler.clientCount(excludingAdmin: true) > settings.maxClientConn {
+                fail(message: "no more connections allowed (max_client_conn)", code: SQLState.tooManyConnections)
+                return
+            }
+            if !pooler.acceptingWork {
+                fail(message: "pooler is shutting down", code: SQLState.adminShutdown)
+                return
+            }
+            guard pooler.config.database(named: databaseName) != nil else {
+                fail(message: "no such database: \(databaseName)", code: SQLState.invalidCatalogName)
+                return
+            }
+        }
+        let secret = pooler.secret(for: user)
+        var machine = ClientAuthStateMachine(user: user, authType: settings.authType, secret: secret)
+        let action = machine.start()
+        auth = machine
+        state = .auth
+        handleAuth(action)
+    }
+
+    // MARK: authentication
+
+    private func processAuth() {
+        switch FrameScanner.scan(input.readable, from: 0, maxPacketSize: 10_000) {
+        case .incomplete:
+            return
+        case .invalidLength(_, let length):
+            fail(message: "bad packet length: \(length)", code: SQLState.protocolViolation)
+        case .frame(let frame):
+            guard frame.type == FrontendMessageID.password, var machine = auth else {
+                fail(message: "expected password response, got message type '\(Character(Unicode.Scalar(frame.type)))'",
+                     code: SQLState.protocolViolation)
+                return
+            }
+            let action = machine.received(UnsafeRawBufferPointer(rebasing: input.readable[frame.payloadStart..<frame.end]))
+            auth = machine
+            input.consume(frame.end)
+            handleAuth(action)
+        }
+    }
+
+    private func handleAuth(_ action: ClientAuthStateMachine.Action) {
+        switch action {
+        case .send(let bytes):
+            output.append(bytes)
+            flush()
+        case .fail(let message, let code):
+            fail(message: message, code: code)
+        case .accept(let final):
+            if let final { output.append(final) }
+            authenticated()
+        }
+    }
+
+    private func authenticated() {
+        var writer = MessageWriter()
+        writer.authentication(AuthenticationCode.ok)
+        output.append(writer.bytes)
+        let keys = auth?.recoveredKeys
+        auth = nil
+        if databaseName == "pgbouncer" {
+            let settings = pooler.settings
+            isAdminUser = settings.adminUsers.contains(user)
+            guard isAdminUser || settings.statsUsers.contains(user) else {
+                fail(message: "not allowed", code: SQLState.insufficientPrivilege)
+                return
+            }
+            state = .admin
+            sendWelcome(pooler.adminWelcomeParameters)
+            return
+        }
+        guard let pool = pooler.pool(database: databaseName, clientUser: user, scramKeys: keys) else {
+            fail(message: "no such database: \(databaseName)", code: SQLState.invalidCatalogName)
+            return
+        }
+        self.pool = pool
+        state = .welcomeWait
+        pool.welcomeClient(self)
+    }
+
+    /// Login is complete: parameters, our own cancel key, ReadyForQuery.
+    func sendWelcome(_ parameters: [(String, String)]) {
+        guard !closed else { return }
+        var writer = MessageWriter()
+        for (name, value) in parameters { writer.parameterStatus(name: name, value: value) }
+        writer.backendKeyData(processID: cancelKey.processID, secretKey: cancelKey.secretKey)
+        writer.readyForQuery(.idle)
+        output.append(writer.bytes)
+        if state == .welcomeWait { state = .idle }
+        requestTime = pooler.loop.now
+        flush()
+        if !input.isEmpty { processInput() }
+    }
+
+    // MARK: traffic
+
+    private var maxPacketSize: Int { pooler.settings.maxPacketSize }
+
+    /// Forwards complete frames (and big frames piecewise) to the linked server,
+    /// asking the pool for one first when needed.
+    private func forwardToServer() {
+        loop: while !input.isEmpty && !closed {
+            let bytes = input.readable
+            if passthroughRemaining > 0, let server {
+                let take = min(passthroughRemaining, bytes.count)
+                server.forwardFromClient(UnsafeRawBufferPointer(rebasing: bytes[0..<take]))
+                input.consume(take)
+                passthroughRemaining -= take
+                continue
+            }
+            switch FrameScanner.scan(bytes, from: 0, maxPacketSize: maxPacketSize) {
+            case .invalidLength(_, let length):
+                fail(message: "bad packet header: length \(length)", code: SQLState.protocolViolation)
+                return
+            case .incomplete(let header):
+                guard let header, let server, !inspected(header.type) else { break loop }
+                // Large frames we need not understand stream through as they arrive.
+                server.forwardFromClient(bytes)
+                passthroughRemaining = header.end - bytes.count
+                input.consume(bytes.count)
+                _ = server.tracker.clientSent(header.type)
+            case .frame(let frame):
+                guard let server else {
+                    if frame.type == FrontendMessageID.terminate {
+                        close(reason: "client close request")
+                        return
+                    }
+                    acquireServer()
+                    return
+                }
+                if server.tracker.clientSent(frame.type) == .terminate {
+                    input.consume(frame.end)
+                    close(reason: "client close request")
+                    return
+                }
+                server.forwardFromClient(UnsafeRawBufferPointer(rebasing: bytes[0..<frame.end]))
+                input.consume(frame.end)
+            }
+        }
+        if let server {
+            server.flush()
+            let paused = server.output.readableCount > pooler.backpressureLimit
+            if paused == wantsRead {
+                wantsRead = !paused
+                updateInterest()
+            }
+        }
+    }
+
+    /// Frames whose type the tracker must see whole before forwarding.
+    private func inspected(_ type: UInt8) -> Bool {
+        type == FrontendMessageID.terminate
+    }
+
+    private func acquireServer() {
+        guard let pool else { return }
+        state = .waiting
+        requestTime = pooler.loop.now
+        wantsRead = false
+        updateInterest()
+        pool.requestServer(for: self)
+    }
+
+    func linked(to server: ServerConnection) {
+        self.server = server
+        state = .active
+        wantsRead = true
+        updateInterest()
+        processInput()
+    }
+
+    /// The server answered the last request and is clean: hand it back.
+    func serverFinishedTransaction(_ server: ServerConnection) {
+        guard self.server === server else { return }
+        self.server = nil
+        state = .idle
+        pool?.serverReleased(server)
+        input.releaseIfEmpty()
+        if !input.isEmpty { processInput() }
+    }
+
+    override func outputDrained() {
+        server?.resumeReading()
+    }
+
+    func resumeReading() {
+        if !wantsRead && state == .active {
+            wantsRead = true
+            updateInterest()
+        }
+    }
+
+    override func flush() {
+        super.flush()
+    }
+
+    func statementModeViolation() {
+        fail(message: "transaction blocks not allowed in statement pooling mode", code: SQLState.featureNotSupported,
+             detachServer: true)
+    }
+
+    func serverFailed(message: String) {
+        fail(message: message, code: SQLState.connectionFailure, detachServer: true)
+    }
+
+    // MARK: admin
+
+    private func processAdmin() {
+        switch FrameScanner.scan(input.readable, from: 0, maxPacketSize: maxPacketSize) {
+        case .incomplete:
+            return
+        case .invalidLength(_, let length):
+            fail(message: "bad packet header: length \(length)", code: SQLState.protocolViolation)
+        case .frame(let frame):
+            let payload = UnsafeRawBufferPointer(rebasing: input.readable[frame.payloadStart..<frame.end])
+            var reader = MessageReader(payload)
+            let type = frame.type
+            let sql = type == FrontendMessageID.query ? reader.cString() : nil
+            input.consume(frame.end)
+            switch type {
+            case FrontendMessageID.query:
+                output.append(pooler.admin.execute(sql ?? "", client: self))
+            case FrontendMessageID.terminate:
+                close(reason: "client close request")
+            default:
+                var writer = MessageWriter()
+                writer.errorResponse(code: SQLState.featureNotSupported,
+                                     message: "the admin console supports the simple query protocol only")
+                writer.readyForQuery(.idle)
+                output.append(writer.bytes)
+            }
+        }
+    }
+
+    // MARK: closing
+
+    /// Sends an ErrorResponse and closes.
+    func fail(message: String, code: String, detachServer: Bool = false) {
+        guard !closed else { return }
+        if detachServer { server = nil }
+        var writer = MessageWriter()
+        writer.errorResponse(severity: "FATAL", code: code, message: message)
+        output.append(writer.bytes)
+        if pooler.settings.logPoolerErrors {
+            pooler.log.warning("\(logPrefix) pooler error: \(message)")
+        }
+        // Best effort: the error goes out now, the socket closes right after.
+        let pending = output.readable
+        if pending.count > 0 { _ = try? Syscall.send(fd, pending.baseAddress!, pending.count) }
+        close(reason: message)
+    }
+
+    override func close(reason: String) {
+        guard !closed else { return }
+        super.close(reason: reason)
+        if pooler.settings.logDisconnections && state != .startup {
+            let age = Double(pooler.loop.now &- connectTime) / 1e6
+            pooler.log.info("\(logPrefix) closing because: \(reason) (age=\(Int(age))s)")
+        }
+        if let pool {
+            pool.cancelWait(self)
+            if let server {
+                self.server = nil
+                if server.tracker.isClean {
+                    let resetQuery = pooler.settings.serverResetQuery
+                    if (pool.mode == .session || pooler.settings.serverResetQueryAlways) && !resetQuery.isEmpty {
+                        server.reset(query: resetQuery)
+                    } else {
+                        pool.serverReleased(server)
+                    }
+                } else {
+                    // Mid-transaction or with requests in flight: never reuse it.
+                    server.close(reason: "client disconnected in an unclean state")
+                }
+            }
+        }
+        pooler.clientClosed(self)
+    }
+}

@@ -1,0 +1,44 @@
+import Glibc
+import PoolerIO
+
+/// Accepts connections on one listening socket.
+final class ListenerHandler: EventHandler {
+    unowned let pooler: Pooler
+    let fd: Int32
+    let isUnix: Bool
+    let port: Int
+    var token: UInt64 = 0
+    let path: String?
+
+    init(pooler: Pooler, fd: Int32, isUnix: Bool, port: Int, path: String?) {
+        self.pooler = pooler
+        self.fd = fd
+        self.isUnix = isUnix
+        self.port = port
+        self.path = path
+    }
+
+    func handleEvents(_ events: UInt32) {
+        var storage = sockaddr_storage()
+        // Accept a bounded batch so one busy listener cannot starve the loop.
+        for _ in 0..<64 {
+            let accepted: Int32?
+            do {
+                accepted = try Syscall.accept(fd, address: &storage)
+            } catch {
+                pooler.log.warning("accept failed: \(error)")
+                return
+            }
+            guard let clientFD = accepted else { return }
+            var remote = SocketAddress()
+            remote.storage = storage
+            pooler.accept(fd: clientFD, remote: remote, localPort: port, isUnix: isUnix)
+        }
+    }
+
+    func close() {
+        pooler.loop.unregister(fd: fd, token: token)
+        Syscall.close(fd)
+        if let path { Syscall.unlink(path) }
+    }
+}

@@ -1,0 +1,55 @@
+import Glibc
+
+/// PgBouncer-style log lines: `2026-11-25 15:30:00.123 UTC [pid] LOG message`,
+/// to the logfile and to stderr (unless quiet or daemonized).
+final class Logger {
+    enum Level: Int { case error = 0, warning, info, debug }
+
+    private var file: UnsafeMutablePointer<FILE>?
+    var toStderr: Bool
+    var verbose: Int
+    private let pid = getpid()
+    var logConnections = true
+
+    init(path: String, toStderr: Bool, verbose: Int) {
+        self.toStderr = toStderr
+        self.verbose = verbose
+        reopen(path: path)
+    }
+
+    func reopen(path: String) {
+        if let file { fclose(file) }
+        file = path.isEmpty ? nil : fopen(path, "a")
+    }
+
+    func error(_ message: @autoclosure () -> String) { write("ERROR", message()) }
+    func warning(_ message: @autoclosure () -> String) { write("WARNING", message()) }
+    func info(_ message: @autoclosure () -> String) { write("LOG", message()) }
+    func connection(_ message: @autoclosure () -> String) { write("LOG", message()) }
+    func debug(_ message: @autoclosure () -> String) {
+        if verbose > 0 { write("DEBUG", message()) }
+    }
+
+    private func write(_ level: String, _ message: String) {
+        let line = "\(Logger.timestamp()) [\(pid)] \(level) \(message)\n"
+        if let file {
+            fputs(line, file)
+            fflush(file)
+        }
+        if toStderr { fputs(line, stderr) }
+    }
+
+    static func timestamp() -> String {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        var t = ts.tv_sec
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        func pad(_ v: Int32, _ width: Int = 2) -> String {
+            let s = String(v)
+            return String(repeating: "0", count: max(0, width - s.count)) + s
+        }
+        return "\(parts.tm_year + 1900)-\(pad(parts.tm_mon + 1))-\(pad(parts.tm_mday)) "
+            + "\(pad(parts.tm_hour)):\(pad(parts.tm_min)):\(pad(parts.tm_sec)).\(pad(Int32(ts.tv_nsec / 1_000_000), 3)) UTC"
+    }
+}

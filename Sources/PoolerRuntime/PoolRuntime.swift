@@ -1,0 +1,220 @@
+import Glibc
+import PoolerConfig
+import PoolerCore
+import PoolerIO
+import PoolerWire
+
+/// Drives one `PoolState`: opens server connections, links servers to waiting
+/// clients, and delivers the welcome parameters learnt from the first login.
+final class PoolRuntime {
+    unowned let pooler: Pooler
+    let key: PoolKey
+    var state: PoolState
+    var stats = PoolStats()
+    var database: DatabaseEntry
+    /// Login user and credential for the server side.
+    let serverUser: String
+    var credential: ServerCredential
+    /// ParameterStatus set sent to clients at login, from the first server login.
+    var welcome: [(String, String)]?
+    /// Clients that passed auth and wait for `welcome`.
+    var welcomeWaiters: [ClientConnection] = []
+    var servers: [Int: ServerConnection] = [:]
+    var waitingClients: [Int: ClientConnection] = [:]
+    /// Last login failure: (loop time, message, SQLSTATE), for server_login_retry.
+    var lastLoginFailure: (time: UInt64, message: String, code: String)?
+    var connectQuery: String? { database.connectQuery }
+    var mode: PoolMode { state.limits.mode }
+
+    init(pooler: Pooler, key: PoolKey, database: DatabaseEntry, serverUser: String,
+         credential: ServerCredential, limits: PoolLimits) {
+        self.pooler = pooler
+        self.key = key
+        self.database = database
+        self.serverUser = serverUser
+        self.credential = credential
+        self.state = PoolState(key: key, limits: limits)
+    }
+
+    var clientCount: Int { pooler.clients.values.reduce(0) { $0 + ($1.pool === self ? 1 : 0) } }
+
+    // MARK: clients
+
+    /// A logged-in client needs a server for its next transaction.
+    func requestServer(for client: ClientConnection) {
+        switch state.request(client: client.id, now: pooler.loop.now) {
+        case .linked(let serverID):
+            guard let server = servers[serverID] else { return }
+            link(server, client)
+        case .queued:
+            waitingClients[client.id] = client
+            client.waitStart = pooler.loop.now
+            launchServers()
+        }
+    }
+
+    func cancelWait(_ client: ClientConnection) {
+        state.cancelWait(client: client.id)
+        waitingClients[client.id] = nil
+        welcomeWaiters.removeAll { $0 === client }
+    }
+
+    /// A client that just logged in: send the welcome now or when the first server is up.
+    func welcomeClient(_ client: ClientConnection) {
+        if let welcome {
+            client.sendWelcome(welcome)
+        } else if let failure = recentLoginFailure {
+            client.fail(message: "server login has been failing, cached error: \(failure.message) (server_login_retry)",
+                        code: failure.code)
+        } else {
+            welcomeWaiters.append(client)
+            launchServers()
+        }
+    }
+
+    private var recentLoginFailure: (time: UInt64, message: String, code: String)? {
+        guard let failure = lastLoginFailure else { return nil }
+        let retry = UInt64(pooler.settings.serverLoginRetry * 1_000_000)
+        return pooler.loop.now &- failure.time < retry ? failure : nil
+    }
+
+    private func link(_ server: ServerConnection, _ client: ClientConnection) {
+        stats.serverAssignmentCount += 1
+        if client.waitStart > 0 {
+            stats.waitTime += pooler.loop.now &- client.waitStart
+            client.waitStart = 0
+        }
+        server.linked(to: client)
+        client.linked(to: server)
+    }
+
+    // MARK: servers
+
+    /// Opens as many server connections as waiting clients and min_pool_size need.
+    func launchServers() {
+        guard pooler.acceptingWork, recentLoginFailure == nil else { return }
+        let room = pooler.globalServerRoom(for: self)
+        let count = state.serversToOpen(now: pooler.loop.now, extraDemand: welcomeWaiters.isEmpty ? 0 : 1, globalRoom: room)
+        for _ in 0..<count { openServer() }
+    }
+
+    private func openServer() {
+        let host = database.host ?? ""
+        let port = database.port
+        let address: SocketAddress?
+        if host.isEmpty || host.hasPrefix("/") {
+            let dir = host.isEmpty ? "/var/run/postgresql" : host
+            address = SocketAddress.unix(path: "\(dir)/.s.PGSQL.\(port)")
+        } else {
+            address = SocketAddress.resolve(host: host, port: port).first
+        }
+        guard let address else {
+            serverLoginFailed(nil, message: "could not resolve host \"\(host)\"", code: SQLState.sqlClientUnableToEstablish)
+            return
+        }
+        let fd: Int32
+        do {
+            fd = try Syscall.socket(domain: address.family, type: Int32(SOCK_STREAM.rawValue))
+        } catch {
+            serverLoginFailed(nil, message: "could not create socket: \(error)", code: SQLState.sqlClientUnableToEstablish)
+            return
+        }
+        ListenSocket.configureDataSocket(fd, isTCP: address.family != AF_UNIX, keepalive: pooler.settings.tcpKeepalive)
+        var parameters: [(String, String)] = [("user", serverUser), ("database", database.dbname ?? key.database)]
+        if let v = database.clientEncoding { parameters.append(("client_encoding", v)) }
+        if let v = database.datestyle { parameters.append(("datestyle", v)) }
+        if let v = database.timezone { parameters.append(("timezone", v)) }
+        if let v = database.applicationName { parameters.append(("application_name", v)) }
+        let server = ServerConnection(pool: self, fd: fd, remote: address, user: serverUser,
+                                      credential: credential, startupParameters: parameters)
+        servers[server.id] = server
+        state.serverLoginStarted(server.id)
+        do {
+            try server.register()
+            if try Syscall.connect(fd, address) {
+                server.writable()
+            }
+        } catch {
+            server.ioFailed(error)
+        }
+    }
+
+    func serverLoggedIn(_ server: ServerConnection) {
+        lastLoginFailure = nil
+        if welcome == nil {
+            welcome = server.parameters
+            let waiters = welcomeWaiters
+            welcomeWaiters = []
+            for client in waiters where !client.closed { client.sendWelcome(server.parameters) }
+        }
+        serverReleased(server)
+    }
+
+    func serverLoginFailed(_ server: ServerConnection?, message: String, code: String) {
+        lastLoginFailure = (pooler.loop.now, message, code)
+        // Clients would otherwise wait for a server that will not come (until the retry).
+        if state.serverCount - (server == nil ? 0 : 1) <= 0 {
+            let waiters = welcomeWaiters
+            welcomeWaiters = []
+            for client in waiters { client.fail(message: message, code: code) }
+            for (_, client) in waitingClients { client.fail(message: message, code: code) }
+        }
+    }
+
+    /// A server is clean: give it to the next waiting client or park it.
+    func serverReleased(_ server: ServerConnection) {
+        let now = pooler.loop.now
+        if server.closeWhenReleased || !pooler.acceptingWork
+            || (pooler.settings.serverLifetime > 0 && Double(now &- server.connectTime) / 1e6 >= pooler.settings.serverLifetime
+                && state.waiting.isEmpty) {
+            server.terminate(reason: "server lifetime over or pool shutting down")
+            return
+        }
+        if let clientID = state.serverReady(server.id) {
+            guard let client = waitingClients.removeValue(forKey: clientID) else {
+                // Bookkeeping out of sync would strand the server: park it instead.
+                _ = state.serverReady(server.id)
+                server.becameIdle()
+                return
+            }
+            link(server, client)
+        } else {
+            server.becameIdle()
+            pooler.serverBecameIdle()
+        }
+    }
+
+    func serverClosed(_ server: ServerConnection) {
+        state.serverClosed(server.id)
+        servers[server.id] = nil
+        if !waitingClients.isEmpty || !welcomeWaiters.isEmpty { launchServers() }
+    }
+
+    /// Called by the janitor once per tick.
+    func maintain(now: UInt64) {
+        let settings = pooler.settings
+        // query_wait_timeout
+        let waitLimit = UInt64(settings.queryWaitTimeout * 1_000_000)
+        for clientID in state.clientsWaiting(longerThan: waitLimit, now: now) {
+            waitingClients[clientID]?.fail(message: "query_wait_timeout", code: SQLState.protocolViolation)
+        }
+        // server_idle_timeout and server_lifetime close idle servers above min_pool_size
+        let idleLimit = settings.serverIdleTimeout
+        let lifetime = settings.serverLifetime
+        for serverID in state.idle {
+            guard let server = servers[serverID], state.serverCount > state.limits.minPoolSize else { continue }
+            let idleFor = Double(now &- server.idleSince) / 1e6
+            let age = Double(now &- server.connectTime) / 1e6
+            if idleLimit > 0 && idleFor >= idleLimit {
+                _ = state.removeIdle(serverID)
+                server.terminate(reason: "server idle timeout")
+            } else if lifetime > 0 && age >= lifetime {
+                _ = state.removeIdle(serverID)
+                server.terminate(reason: "server lifetime over")
+            }
+        }
+        if !state.waiting.isEmpty || !welcomeWaiters.isEmpty || state.serverCount < state.limits.minPoolSize {
+            launchServers()
+        }
+    }
+}

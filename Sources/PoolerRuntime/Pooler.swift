@@ -1,0 +1,309 @@
+import Glibc
+import CLinuxShims
+import PoolerConfig
+import PoolerCore
+import PoolerIO
+import PoolerWire
+
+/// The running pooler on one event loop: listeners, clients, pools, the janitor,
+/// signals and shutdown. Pools are reached only through `pool(...)` and the
+/// `globalServerRoom` limit check, the narrow interface a multi-loop version shares.
+final class Pooler {
+    let loop: EventLoop
+    private(set) var config: Config
+    var settings: Settings { config.settings }
+    let log: Logger
+    private(set) var authSecrets: [String: String] = [:]
+    private var listeners: [ListenerHandler] = []
+    private(set) var clients: [Int: ClientConnection] = [:]
+    private(set) var pools: [PoolKey: PoolRuntime] = [:]
+    private var poolOrder: [PoolKey] = []
+    private var connectionCounter = 0
+    lazy var admin = AdminService(pooler: self)
+    let startTime = Int(time(nil))
+    /// Per-database stats of the previous stats period, for the avg_* columns.
+    var previousStats: [String: PoolStats] = [:]
+    var averageStats: [String: PoolStats] = [:]
+    private var lastStatsTime: UInt64
+    private var lastStatsLog: UInt64
+
+    enum Shutdown { case none, waitForServers, waitForClients, immediate }
+    private(set) var shutdown: Shutdown = .none
+    var acceptingWork: Bool { shutdown == .none }
+
+    /// Bytes buffered toward a peer beyond which the other side stops reading.
+    let backpressureLimit: Int
+
+    init(config: Config, log: Logger) throws {
+        self.config = config
+        self.log = log
+        self.loop = try EventLoop()
+        backpressureLimit = max(config.settings.pktBuf * 16, 64 * 1024)
+        lastStatsTime = loop.now
+        lastStatsLog = loop.now
+        try loadAuthFile()
+    }
+
+    func nextConnectionID() -> Int {
+        connectionCounter += 1
+        return connectionCounter
+    }
+
+    private func loadAuthFile() throws {
+        authSecrets = settings.authFile.isEmpty ? [:] : try AuthFile.load(path: settings.authFile)
+    }
+
+    func secret(for user: String) -> String? { authSecrets[user] }
+
+    // MARK: listening
+
+    func startListening() throws {
+        let backlog: Int32 = 128
+        for address in settings.listenAddresses {
+            let hosts = address == "*" ? ["0.0.0.0", "::"] : [address]
+            for host in hosts {
+                let resolved = SocketAddress.resolve(host: host, port: settings.listenPort, passive: true)
+                guard let first = resolved.first else {
+                    throw StartupError("could not resolve listen_addr \(host)")
+                }
+                let fd = try ListenSocket.tcp(first, backlog: backlog, reusePort: settings.soReuseport)
+                try addListener(fd: fd, isUnix: false, path: nil)
+                log.info("listening on \(first)")
+            }
+        }
+        if !settings.unixSocketDir.isEmpty {
+            let path = "\(settings.unixSocketDir)/.s.PGSQL.\(settings.listenPort)"
+            let fd = try ListenSocket.unix(path: path, mode: settings.unixSocketMode, backlog: backlog)
+            try addListener(fd: fd, isUnix: true, path: path)
+            log.info("listening on unix:\(path)")
+        }
+        if listeners.isEmpty { throw StartupError("nowhere to listen: set listen_addr or unix_socket_dir") }
+    }
+
+    private func addListener(fd: Int32, isUnix: Bool, path: String?) throws {
+        let listener = ListenerHandler(pooler: self, fd: fd, isUnix: isUnix, port: settings.listenPort, path: path)
+        listener.token = try loop.register(fd: fd, events: EventMask.readable, handler: listener)
+        listeners.append(listener)
+    }
+
+    private func closeListeners() {
+        for listener in listeners { listener.close() }
+        listeners = []
+    }
+
+    func accept(fd: Int32, remote: SocketAddress, localPort: Int, isUnix: Bool) {
+        ListenSocket.configureDataSocket(fd, isTCP: !isUnix, keepalive: settings.tcpKeepalive)
+        let client = ClientConnection(pooler: self, fd: fd, remote: remote, localPort: localPort, isUnixSocket: isUnix)
+        do {
+            try client.register()
+        } catch {
+            log.warning("could not register client: \(error)")
+            Syscall.close(fd)
+            return
+        }
+        clients[client.id] = client
+    }
+
+    func clientClosed(_ client: ClientConnection) {
+        clients[client.id] = nil
+        checkShutdownProgress()
+    }
+
+    func clientCount(excludingAdmin: Bool) -> Int {
+        excludingAdmin ? clients.values.reduce(0) { $0 + ($1.isAdmin || $1.databaseName == "pgbouncer" ? 0 : 1) } : clients.count
+    }
+
+    // MARK: pools
+
+    /// The pool for a client's (database, user), created on first use. A database entry
+    /// with `user=` sends every client to that user's pool, as in PgBouncer.
+    func pool(database name: String, clientUser: String, scramKeys: (clientKey: [UInt8], serverKey: [UInt8])?) -> PoolRuntime? {
+        guard let database = config.database(named: name) else { return nil }
+        let serverUser = database.user ?? clientUser
+        let key = PoolKey(database: name, user: serverUser)
+        if let pool = pools[key] {
+            if let scramKeys, database.password == nil, database.user == nil {
+                pool.credential = .scramKeys(clientKey: scramKeys.clientKey, serverKey: scramKeys.serverKey)
+            }
+            return pool
+        }
+        let credential: ServerCredential
+        if let password = database.password {
+            credential = .plaintext(password)
+        } else if let scramKeys, database.user == nil {
+            credential = .scramKeys(clientKey: scramKeys.clientKey, serverKey: scramKeys.serverKey)
+        } else if let secret = secret(for: serverUser) {
+            if SCRAMSecret.parse(secret) != nil {
+                credential = .none // needs a client's SCRAM keys first
+            } else if MD5Password.isMD5Hash(secret) {
+                credential = .md5Hash(secret)
+            } else {
+                credential = .plaintext(secret)
+            }
+        } else {
+            credential = .none
+        }
+        let userEntry = config.users[serverUser]
+        let mode = userEntry?.poolMode ?? database.poolMode ?? settings.poolMode
+        let limits = PoolLimits(poolSize: database.poolSize ?? settings.defaultPoolSize,
+                                minPoolSize: database.minPoolSize ?? settings.minPoolSize,
+                                reservePoolSize: database.reservePoolSize ?? settings.reservePoolSize,
+                                reservePoolTimeout: UInt64(settings.reservePoolTimeout * 1_000_000),
+                                mode: mode)
+        let pool = PoolRuntime(pooler: self, key: key, database: database, serverUser: serverUser,
+                               credential: credential, limits: limits)
+        pools[key] = pool
+        poolOrder.append(key)
+        return pool
+    }
+
+    var orderedPools: [PoolRuntime] { poolOrder.compactMap { pools[$0] } }
+
+    /// How many more servers max_db_connections / max_user_connections allow for `pool`.
+    func globalServerRoom(for pool: PoolRuntime) -> Int {
+        var room = Int.max
+        let dbLimit = pool.database.maxDbConnections ?? settings.maxDbConnections
+        if dbLimit > 0 {
+            let used = pools.values.reduce(0) { $0 + ($1.key.database == pool.key.database ? $1.state.serverCount : 0) }
+            room = min(room, dbLimit - used)
+        }
+        let userLimit = config.users[pool.key.user]?.maxUserConnections ?? settings.maxUserConnections
+        if userLimit > 0 {
+            let used = pools.values.reduce(0) { $0 + ($1.key.user == pool.key.user ? $1.state.serverCount : 0) }
+            room = min(room, userLimit - used)
+        }
+        return max(room, 0)
+    }
+
+    /// A server went idle: a pool over a shared limit may now open one.
+    func serverBecameIdle() {
+        if shutdown == .waitForServers { checkShutdownProgress() }
+    }
+
+    func forwardCancel(processID: Int32, secretKey: Int32) {
+        // Cancel routing lands with the transaction-correctness issue; the request is dropped.
+        log.debug("cancel request ignored (pid \(processID))")
+    }
+
+    var adminWelcomeParameters: [(String, String)] {
+        [("server_version", PoolerVersion.serverVersion), ("client_encoding", "UTF8"), ("server_encoding", "UTF8"),
+         ("DateStyle", "ISO"), ("TimeZone", "UTC"), ("standard_conforming_strings", "on"),
+         ("integer_datetimes", "on"), ("application_name", "pooler")]
+    }
+
+    // MARK: running
+
+    func run() throws {
+        pooler_install_signal_handlers(loop.wakeDescriptor)
+        loop.onWake { [unowned self] in self.handleSignals() }
+        try loop.run(tickMilliseconds: 200) { self.janitor() }
+        closeListeners()
+    }
+
+    private func handleSignals() {
+        if pooler_take_signal(SIGQUIT) > 0 { beginShutdown(.immediate) }
+        if pooler_take_signal(SIGINT) > 0 {
+            beginShutdown(shutdown == .none ? .waitForServers : .immediate)
+        }
+        if pooler_take_signal(SIGTERM) > 0 {
+            beginShutdown(shutdown == .none ? .waitForClients : .immediate)
+        }
+        if pooler_take_signal(SIGHUP) > 0 { reload() }
+        _ = pooler_take_signal(SIGUSR1)
+        _ = pooler_take_signal(SIGUSR2)
+    }
+
+    func beginShutdown(_ mode: Shutdown) {
+        switch mode {
+        case .none: return
+        case .immediate: log.info("got SIGQUIT or second shutdown signal, fast exit")
+        case .waitForServers: log.info("got SIGINT, shutting down, waiting for servers")
+        case .waitForClients: log.info("got SIGTERM, shutting down, waiting for clients")
+        }
+        shutdown = mode
+        closeListeners()
+        checkShutdownProgress()
+    }
+
+    private func checkShutdownProgress() {
+        switch shutdown {
+        case .none:
+            return
+        case .immediate:
+            loop.stop()
+        case .waitForClients:
+            if clientCount(excludingAdmin: true) == 0 { loop.stop() }
+        case .waitForServers:
+            // Idle servers close right away; active ones finish their transaction first.
+            for pool in pools.values {
+                for id in pool.state.idle {
+                    if let server = pool.servers[id], pool.state.removeIdle(id) {
+                        server.terminate(reason: "shutting down")
+                    }
+                }
+            }
+            if pools.values.allSatisfy({ $0.state.active.isEmpty }) { loop.stop() }
+        }
+    }
+
+    func reload() {
+        log.info("got SIGHUP, re-reading config")
+        do {
+            let fresh = try Config.load(path: configPath)
+            config = fresh
+            try loadAuthFile()
+            for warning in fresh.warnings { log.warning(warning) }
+        } catch {
+            log.error("config reload failed, keeping the old configuration: \(error)")
+        }
+    }
+
+    var configPath = ""
+
+    /// Runs timeouts and pool upkeep; once per tick (200 ms).
+    private func janitor() {
+        let now = loop.now
+        let loginTimeout = UInt64(settings.clientLoginTimeout * 1_000_000)
+        let connectTimeout = UInt64(settings.serverConnectTimeout * 1_000_000)
+        if loginTimeout > 0 {
+            for client in clients.values where !client.isLoggedIn && now &- client.connectTime > loginTimeout {
+                client.fail(message: "client_login_timeout (server down)", code: SQLState.protocolViolation)
+            }
+        }
+        for pool in pools.values {
+            if connectTimeout > 0 {
+                for id in pool.state.loggingIn {
+                    if let server = pool.servers[id], now &- server.connectTime > connectTimeout {
+                        server.ioFailed(SystemError("connect", errno: ETIMEDOUT))
+                    }
+                }
+            }
+            pool.maintain(now: now)
+        }
+        let period = UInt64(max(settings.statsPeriod, 1)) * 1_000_000
+        if now &- lastStatsTime >= period {
+            let seconds = (now &- lastStatsTime) / 1_000_000
+            lastStatsTime = now
+            let current = statsByDatabase()
+            for (db, stats) in current {
+                averageStats[db] = PoolStats.averages(current: stats, previous: previousStats[db] ?? PoolStats(),
+                                                      seconds: seconds)
+                let a = averageStats[db]!
+                log.info("stats: \(a.transactionCount) xacts/s, \(a.queryCount) queries/s, in \(a.bytesReceived) B/s, out \(a.bytesSent) B/s, xact \(a.transactionTime) us, query \(a.queryTime) us, wait \(a.waitTime) us")
+            }
+            previousStats = current
+        }
+        if shutdown != .none { checkShutdownProgress() }
+    }
+
+    func statsByDatabase() -> [String: PoolStats] {
+        var result: [String: PoolStats] = [:]
+        for pool in pools.values { result[pool.key.database, default: PoolStats()] = result[pool.key.database, default: PoolStats()] + pool.stats }
+        return result
+    }
+}
+
+struct StartupError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,136 @@
+import Glibc
+import PoolerConfig
+
+/// Command line as PgBouncer's: `pooler [-d] [-q] [-v...] [-u user] [-V] [-h] INI`.
+public enum PoolerMain {
+    struct Options {
+        var daemon = false
+        var quiet = false
+        var verbose = 0
+        var user: String?
+        var iniPath: String?
+    }
+
+    static let usage = """
+    pooler is a PgBouncer-compatible PostgreSQL connection pooler.
+
+    Usage:
+      pooler [OPTION]... CONFIG_FILE
+
+    Options:
+      -d, --daemon         run in background (as a daemon)
+      -q, --quiet          run quietly
+      -R, --reboot         do an online reboot (accepted, ignored as in PgBouncer 1.25)
+      -u, --user=USERNAME  assume identity of USERNAME
+      -v, --verbose        increase verbosity
+      -V, --version        show version, then exit
+      -h, --help           show this help, then exit
+    """
+
+    public static func run() -> Never {
+        var options = Options()
+        var args = CommandLine.arguments.dropFirst()
+        while let arg = args.popFirst() {
+            switch arg {
+            case "-d", "--daemon": options.daemon = true
+            case "-q", "--quiet": options.quiet = true
+            case "-R", "--reboot": break
+            case "-v", "--verbose": options.verbose += 1
+            case "-V", "--version":
+                print(PoolerVersion.full)
+                exit(0)
+            case "-h", "--help":
+                print(usage)
+                exit(0)
+            case "-u", "--user":
+                guard let user = args.popFirst() else { fail("option \(arg) needs a value") }
+                options.user = user
+            default:
+                if arg.hasPrefix("--user=") {
+                    options.user = String(arg.dropFirst(7))
+                } else if arg.hasPrefix("-") && arg.count > 2 && !arg.hasPrefix("--") && arg.dropFirst().allSatisfy({ $0 == "v" }) {
+                    options.verbose += arg.count - 1
+                } else if arg.hasPrefix("-") {
+                    fail("unknown option: \(arg)\n\n\(usage)")
+                } else if options.iniPath == nil {
+                    options.iniPath = arg
+                } else {
+                    fail("too many arguments: \(arg)")
+                }
+            }
+        }
+        guard let iniPath = options.iniPath else { fail("need config file\n\n\(usage)") }
+        let config: Config
+        do {
+            config = try Config.load(path: iniPath)
+        } catch {
+            fail("\(error)")
+        }
+        let settings = config.settings
+        if options.daemon && settings.pidfile.isEmpty {
+            fail("daemon needs pidfile configured")
+        }
+        let log = Logger(path: settings.logfile, toStderr: !options.quiet && !options.daemon,
+                         verbose: max(options.verbose, settings.verbose))
+        for warning in config.warnings { log.warning(warning) }
+        let pooler: Pooler
+        do {
+            pooler = try Pooler(config: config, log: log)
+            pooler.configPath = iniPath
+            try pooler.startListening()
+        } catch {
+            log.error("\(error)")
+            fail("\(error)")
+        }
+        if let user = options.user { switchUser(user) }
+        if options.daemon { daemonize() }
+        writePidFile(settings.pidfile)
+        log.info("process up: \(PoolerVersion.full), pid \(getpid())")
+        do {
+            try pooler.run()
+        } catch {
+            log.error("event loop failed: \(error)")
+            removePidFile(settings.pidfile)
+            exit(1)
+        }
+        log.info("shutting down")
+        removePidFile(settings.pidfile)
+        exit(0)
+    }
+
+    static func fail(_ message: String) -> Never {
+        fputs("pooler: \(message)\n", stderr)
+        exit(1)
+    }
+
+    private static func switchUser(_ name: String) {
+        guard let entry = getpwnam(name) else { fail("could not find user '\(name)'") }
+        if setgid(entry.pointee.pw_gid) != 0 || setuid(entry.pointee.pw_uid) != 0 {
+            fail("could not switch to user '\(name)'")
+        }
+    }
+
+    private static func daemonize() {
+        let pid = fork()
+        if pid < 0 { fail("fork failed") }
+        if pid > 0 { exit(0) }
+        _ = setsid()
+        let devnull = open("/dev/null", O_RDWR)
+        if devnull >= 0 {
+            dup2(devnull, 0); dup2(devnull, 1); dup2(devnull, 2)
+            if devnull > 2 { close(devnull) }
+        }
+    }
+
+    private static func writePidFile(_ path: String) {
+        guard !path.isEmpty else { return }
+        let text = "\(getpid())\n"
+        guard let file = fopen(path, "w") else { return }
+        fputs(text, file)
+        fclose(file)
+    }
+
+    private static func removePidFile(_ path: String) {
+        if !path.isEmpty { unlink(path) }
+    }
+}

@@ -1,0 +1,356 @@
+import Glibc
+import PoolerCore
+import PoolerIO
+import PoolerWire
+
+/// One connection to PostgreSQL. Logs in, then carries traffic for whichever client
+/// the pool links it to, and tells the pool when it is clean again.
+final class ServerConnection: Connection {
+    enum State: String {
+        case connecting, login, connectQuery, idle, active, resetting
+    }
+
+    let pool: PoolRuntime
+    private(set) var state: State = .connecting
+    private var login: ServerLoginStateMachine
+    private let startupParameters: [(String, String)]
+    var tracker = TransactionTracker()
+    weak var client: ClientConnection?
+    var parameters: [(String, String)] = []
+    var backendProcessID: Int32 = 0
+    var backendSecretKey: Int32 = 0
+    /// Loop time when the server became idle (for server_idle_timeout).
+    var idleSince: UInt64 = 0
+    /// Set when the pooler decided to retire it at its next release (RECONNECT, lifetime).
+    var closeWhenReleased = false
+    /// Frame being forwarded piecewise: bytes still to pass through untouched.
+    private var passthroughRemaining = 0
+    /// Bytes of traffic this server has forwarded (both directions), for stats.
+    private var inTransaction = false
+    private var transactionStart: UInt64 = 0
+    private var queryStart: UInt64 = 0
+
+    init(pool: PoolRuntime, fd: Int32, remote: SocketAddress, user: String, credential: ServerCredential,
+         startupParameters: [(String, String)]) {
+        self.pool = pool
+        self.login = ServerLoginStateMachine(user: user, credential: credential)
+        self.startupParameters = startupParameters
+        super.init(pooler: pool.pooler, fd: fd, remote: remote, localPort: 0)
+    }
+
+    override var wantsWritable: Bool { state == .connecting }
+
+    var logPrefix: String {
+        "S-0x\(String(id, radix: 16)): \(pool.key.database)/\(pool.key.user)@\(remote)"
+    }
+
+    override func writable() {
+        if state == .connecting {
+            let error = Syscall.socketError(fd)
+            if error != 0 {
+                loginFailed(message: "could not connect to server: \(SystemError("connect", errno: error))",
+                            code: SQLState.sqlClientUnableToEstablish)
+                return
+            }
+            state = .login
+            output.append(ServerLoginStateMachine.startupMessage(parameters: startupParameters))
+        }
+        flush()
+    }
+
+    override func readable() {
+        guard readAvailable() else { return }
+        processInput()
+    }
+
+    func processInput() {
+        switch state {
+        case .connecting:
+            return
+        case .login, .connectQuery, .resetting:
+            processControlFrames()
+        case .active:
+            forwardToClient()
+        case .idle:
+            // An idle server must stay silent; anything but a notice means trouble.
+            processIdleFrames()
+        }
+    }
+
+    // MARK: login and internal queries
+
+    private func processControlFrames() {
+        while !closed {
+            let scan = FrameScanner.scan(input.readable, from: 0, maxPacketSize: pooler.settings.maxPacketSize)
+            guard case .frame(let frame) = scan else {
+                if case .invalidLength = scan { close(reason: "server sent a bad packet length") }
+                break
+            }
+            let payload = UnsafeRawBufferPointer(rebasing: input.readable[frame.payloadStart..<frame.end])
+            switch state {
+            case .login:
+                handleLogin(type: frame.type, payload: payload)
+            case .connectQuery, .resetting:
+                handleInternalQuery(type: frame.type, payload: payload)
+            default:
+                return
+            }
+            if closed { return }
+            input.consume(frame.end)
+            if state == .active || state == .idle { break }
+        }
+        flush()
+    }
+
+    private func handleLogin(type: UInt8, payload: UnsafeRawBufferPointer) {
+        switch login.received(type: type, payload: payload) {
+        case .send(let bytes):
+            output.append(bytes)
+        case .parameter(let name, let value):
+            if let index = parameters.firstIndex(where: { $0.0 == name }) {
+                parameters[index].1 = value
+            } else {
+                parameters.append((name, value))
+            }
+        case .backendKey(let pid, let key):
+            backendProcessID = pid
+            backendSecretKey = key
+        case .ready:
+            if let query = pool.connectQuery, !query.isEmpty {
+                state = .connectQuery
+                var writer = MessageWriter()
+                writer.query(query)
+                output.append(writer.bytes)
+            } else {
+                loginComplete()
+            }
+        case .fail(let message, let code):
+            loginFailed(message: message, code: code)
+        case .none:
+            break
+        }
+    }
+
+    private func handleInternalQuery(type: UInt8, payload: UnsafeRawBufferPointer) {
+        switch type {
+        case BackendMessageID.errorResponse:
+            let fields = ErrorFields.parse(payload)
+            if state == .connectQuery {
+                loginFailed(message: "connect_query failed: \(fields.message)", code: fields.code)
+            } else {
+                pooler.log.warning("\(logPrefix) server_reset_query failed: \(fields.message)")
+            }
+        case BackendMessageID.readyForQuery:
+            let status = payload.first.flatMap(TransactionStatus.init(rawValue:)) ?? .failed
+            if status != .idle {
+                close(reason: "reset or connect query left a transaction open")
+                return
+            }
+            if state == .connectQuery {
+                loginComplete()
+            } else {
+                state = .idle
+                pool.serverReleased(self)
+            }
+        default:
+            break // row data and command tags of internal queries are dropped
+        }
+    }
+
+    private func loginComplete() {
+        tracker.reset()
+        pooler.log.connection("\(logPrefix) new connection to server (from \(localAddressText))")
+        pool.serverLoggedIn(self)
+    }
+
+    private var localAddressText: String { "pooler" }
+
+    private func loginFailed(message: String, code: String) {
+        pooler.log.warning("\(logPrefix) server login failed: \(message)")
+        pool.serverLoginFailed(self, message: message, code: code)
+        close(reason: "login failed")
+    }
+
+    // MARK: idle and active
+
+    private func processIdleFrames() {
+        while case .frame(let frame) = FrameScanner.scan(input.readable, from: 0, maxPacketSize: pooler.settings.maxPacketSize) {
+            if frame.type == BackendMessageID.noticeResponse || frame.type == BackendMessageID.parameterStatus {
+                input.consume(frame.end)
+                continue
+            }
+            // e.g. FATAL "terminating connection due to administrator command"
+            let fields = ErrorFields.parse(UnsafeRawBufferPointer(rebasing: input.readable[frame.payloadStart..<frame.end]))
+            close(reason: "idle server sent '\(Character(Unicode.Scalar(frame.type)))': \(fields.message)")
+            return
+        }
+    }
+
+    /// Called by the pool when it links this server to a client.
+    func linked(to client: ClientConnection) {
+        self.client = client
+        state = .active
+        passthroughRemaining = 0
+        transactionStart = pooler.loop.now
+        queryStart = pooler.loop.now
+        inTransaction = false
+    }
+
+    /// Parks the server as idle after the pool took it back.
+    func becameIdle() {
+        client = nil
+        state = .idle
+        idleSince = pooler.loop.now
+        input.releaseIfEmpty()
+        output.releaseIfEmpty()
+        updateInterest()
+    }
+
+    /// Sends `server_reset_query` before the server goes back to the pool.
+    func reset(query: String) {
+        client = nil
+        state = .resetting
+        var writer = MessageWriter()
+        writer.query(query)
+        output.append(writer.bytes)
+        flush()
+    }
+
+    /// Forwards what the server sent to the linked client, watching ReadyForQuery.
+    private func forwardToClient() {
+        guard let client, !client.closed else {
+            close(reason: "client gone")
+            return
+        }
+        let limit = pooler.settings.maxPacketSize
+        var released = false
+        loop: while !input.isEmpty {
+            let bytes = input.readable
+            if passthroughRemaining > 0 {
+                let take = min(passthroughRemaining, bytes.count)
+                client.output.append(UnsafeRawBufferPointer(rebasing: bytes[0..<take]))
+                input.consume(take)
+                passthroughRemaining -= take
+                continue
+            }
+            switch FrameScanner.scan(bytes, from: 0, maxPacketSize: limit) {
+            case .frame(let frame):
+                client.output.append(UnsafeRawBufferPointer(rebasing: bytes[0..<frame.end]))
+                pool.stats.bytesSent += UInt64(frame.end)
+                if frame.type == BackendMessageID.readyForQuery {
+                    let status = TransactionStatus(rawValue: bytes[frame.payloadStart]) ?? .failed
+                    input.consume(frame.end)
+                    if readyForQuery(status) { released = true }
+                } else {
+                    input.consume(frame.end)
+                }
+            case .incomplete(let header):
+                // Stream big frames through instead of buffering them whole; the few
+                // frames we inspect (ReadyForQuery) are tiny.
+                if let header, header.type != BackendMessageID.readyForQuery, bytes.count >= 5 {
+                    client.output.append(bytes)
+                    pool.stats.bytesSent += UInt64(bytes.count)
+                    passthroughRemaining = header.end - bytes.count
+                    input.consume(bytes.count)
+                    continue
+                }
+                break loop
+            case .invalidLength:
+                client.serverFailed(message: "server conn crashed?")
+                close(reason: "bad packet length from server")
+                return
+            }
+            if released || closed { break }
+        }
+        client.flush()
+        if released {
+            client.serverFinishedTransaction(self)
+        } else {
+            applyBackpressure(client: client)
+        }
+    }
+
+    /// Stops reading the server while the client cannot keep up.
+    private func applyBackpressure(client: ClientConnection) {
+        let paused = client.output.readableCount > pooler.backpressureLimit
+        if paused == wantsRead {
+            wantsRead = !paused
+            updateInterest()
+        }
+    }
+
+    /// The client drained its output: read from the server again.
+    func resumeReading() {
+        if !wantsRead {
+            wantsRead = true
+            updateInterest()
+            if !input.isEmpty { processInput() }
+        }
+    }
+
+    /// Returns true when the server is clean and may be released (transaction/statement mode).
+    private func readyForQuery(_ status: TransactionStatus) -> Bool {
+        let now = pooler.loop.now
+        pool.stats.queryCount += 1
+        pool.stats.queryTime += now &- queryStart
+        queryStart = now
+        if status == .idle {
+            pool.stats.transactionCount += 1
+            pool.stats.transactionTime += now &- transactionStart
+            transactionStart = now
+        }
+        let clean = tracker.serverReady(status)
+        switch pool.mode {
+        case .session:
+            return false
+        case .statement:
+            if status != .idle {
+                client?.statementModeViolation()
+                close(reason: "transaction blocks not allowed in statement pooling mode")
+                return false
+            }
+            return clean
+        case .transaction:
+            return clean
+        }
+    }
+
+    override func peerClosed() {
+        if let client, !client.closed { client.serverFailed(message: "server conn crashed?") }
+        close(reason: "server closed the connection")
+    }
+
+    override func ioFailed(_ error: SystemError) {
+        if state == .connecting || state == .login {
+            loginFailed(message: "could not connect to server: \(error)", code: SQLState.sqlClientUnableToEstablish)
+            return
+        }
+        if let client, !client.closed { client.serverFailed(message: "server conn crashed?") }
+        close(reason: "\(error)")
+    }
+
+    override func close(reason: String) {
+        guard !closed else { return }
+        super.close(reason: reason)
+        if state != .connecting && state != .login {
+            pooler.log.connection("\(logPrefix) closing because: \(reason)")
+        }
+        pool.serverClosed(self)
+    }
+
+    func forwardFromClient(_ bytes: UnsafeRawBufferPointer) {
+        output.append(bytes)
+        pool.stats.bytesReceived += UInt64(bytes.count)
+    }
+
+    /// Sends Terminate and closes (pool shrinking, lifetime).
+    func terminate(reason: String) {
+        var writer = MessageWriter()
+        writer.terminate()
+        output.append(writer.bytes)
+        if let bytes = Optional(output.readable), bytes.count > 0 {
+            _ = try? Syscall.send(fd, bytes.baseAddress!, bytes.count)
+        }
+        close(reason: reason)
+    }
+}

@@ -1,0 +1,208 @@
+import COpenSSL
+
+/// The few primitives authentication needs, over OpenSSL's libcrypto.
+///
+/// Every function here is a one-shot call: the inputs are small (passwords,
+/// nonces, SCRAM messages), and logins are not on the per-query path.
+public enum Crypto {
+    public static let sha256Length = 32
+
+    /// SHA-256 of `bytes`.
+    public static func sha256(_ bytes: some Collection<UInt8>) -> [UInt8] {
+        digest(bytes, EVP_sha256(), length: sha256Length)
+    }
+
+    /// HMAC-SHA-256 of `data` under `key`.
+    public static func hmacSHA256(key: some Collection<UInt8>, data: some Collection<UInt8>) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: sha256Length)
+        var outLength: UInt32 = 0
+        let ok = withNonNullBytes(key) { keyPointer, keyCount in
+            withNonNullBytes(data) { dataPointer, dataCount in
+                out.withUnsafeMutableBufferPointer { outBuffer in
+                    HMAC(EVP_sha256(), keyPointer, Int32(clamping: keyCount),
+                         dataPointer.assumingMemoryBound(to: UInt8.self), dataCount,
+                         outBuffer.baseAddress, &outLength) != nil
+                }
+            }
+        }
+        precondition(ok && outLength == UInt32(sha256Length), "HMAC-SHA-256 failed in libcrypto")
+        return out
+    }
+
+    /// PBKDF2 with HMAC-SHA-256, producing one 32-byte block (SCRAM's `Hi()`).
+    /// `iterations` must be at least 1 and fit in an `Int32`.
+    public static func pbkdf2SHA256(password: some Collection<UInt8>, salt: some Collection<UInt8>,
+                                    iterations: Int) -> [UInt8] {
+        precondition(iterations >= 1 && iterations <= Int(Int32.max), "PBKDF2 iteration count out of range")
+        var out = [UInt8](repeating: 0, count: sha256Length)
+        let ok = withNonNullBytes(password) { passwordPointer, passwordCount in
+            withNonNullBytes(salt) { saltPointer, saltCount in
+                out.withUnsafeMutableBufferPointer { outBuffer in
+                    PKCS5_PBKDF2_HMAC(passwordPointer.assumingMemoryBound(to: CChar.self),
+                                      Int32(clamping: passwordCount),
+                                      saltPointer.assumingMemoryBound(to: UInt8.self),
+                                      Int32(clamping: saltCount),
+                                      Int32(iterations), EVP_sha256(),
+                                      Int32(sha256Length), outBuffer.baseAddress) == 1
+                }
+            }
+        }
+        precondition(ok, "PBKDF2-HMAC-SHA-256 failed in libcrypto")
+        return out
+    }
+
+    /// MD5 of `bytes` as 32 lowercase hex digits (PostgreSQL's `pg_md5_hash`).
+    public static func md5Hex(_ bytes: some Collection<UInt8>) -> String {
+        hex(digest(bytes, EVP_md5(), length: 16))
+    }
+
+    /// Cryptographically strong random bytes from `RAND_bytes`.
+    public static func randomBytes(count: Int) -> [UInt8] {
+        precondition(count >= 0)
+        var out = [UInt8](repeating: 0, count: count)
+        guard count > 0 else { return out }
+        let ok = out.withUnsafeMutableBufferPointer { RAND_bytes($0.baseAddress, Int32(clamping: count)) == 1 }
+        // Without a working CSPRNG every nonce and salt would be guessable: stop.
+        precondition(ok, "RAND_bytes failed")
+        return out
+    }
+
+    /// Compares two byte strings in time that depends only on their lengths.
+    public static func constantTimeEquals(_ a: some Collection<UInt8>, _ b: some Collection<UInt8>) -> Bool {
+        guard a.count == b.count else { return false }
+        if a.isEmpty { return true }
+        return withNonNullBytes(a) { aPointer, count in
+            withNonNullBytes(b) { bPointer, _ in
+                CRYPTO_memcmp(aPointer, bPointer, count) == 0
+            }
+        }
+    }
+
+    // MARK: - Hex
+
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    /// Lowercase hex of `bytes`.
+    public static func hex(_ bytes: some Collection<UInt8>) -> String {
+        var out = [UInt8]()
+        out.reserveCapacity(bytes.count * 2)
+        for byte in bytes {
+            out.append(hexDigits[Int(byte >> 4)])
+            out.append(hexDigits[Int(byte & 0x0f)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    // MARK: - Base64 (RFC 4648, standard alphabet, with padding)
+
+    private static let base64Alphabet: [UInt8] =
+        Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    private static let base64DecodeTable: [UInt8] = {
+        var table = [UInt8](repeating: 0xff, count: 256)
+        for (index, character) in base64Alphabet.enumerated() { table[Int(character)] = UInt8(index) }
+        return table
+    }()
+
+    /// Standard base64 with `=` padding.
+    public static func base64Encode(_ bytes: some Collection<UInt8>) -> String {
+        String(decoding: base64EncodeBytes(bytes), as: UTF8.self)
+    }
+
+    /// Standard base64 with `=` padding, as ASCII bytes.
+    public static func base64EncodeBytes(_ bytes: some Collection<UInt8>) -> [UInt8] {
+        let input = Array(bytes)
+        var out = [UInt8]()
+        out.reserveCapacity((input.count + 2) / 3 * 4)
+        var index = 0
+        while index + 3 <= input.count {
+            let value = UInt32(input[index]) << 16 | UInt32(input[index + 1]) << 8 | UInt32(input[index + 2])
+            out.append(base64Alphabet[Int(value >> 18 & 0x3f)])
+            out.append(base64Alphabet[Int(value >> 12 & 0x3f)])
+            out.append(base64Alphabet[Int(value >> 6 & 0x3f)])
+            out.append(base64Alphabet[Int(value & 0x3f)])
+            index += 3
+        }
+        let remaining = input.count - index
+        if remaining == 1 {
+            let value = UInt32(input[index]) << 16
+            out.append(base64Alphabet[Int(value >> 18 & 0x3f)])
+            out.append(base64Alphabet[Int(value >> 12 & 0x3f)])
+            out.append(UInt8(ascii: "="))
+            out.append(UInt8(ascii: "="))
+        } else if remaining == 2 {
+            let value = UInt32(input[index]) << 16 | UInt32(input[index + 1]) << 8
+            out.append(base64Alphabet[Int(value >> 18 & 0x3f)])
+            out.append(base64Alphabet[Int(value >> 12 & 0x3f)])
+            out.append(base64Alphabet[Int(value >> 6 & 0x3f)])
+            out.append(UInt8(ascii: "="))
+        }
+        return out
+    }
+
+    /// Decodes standard padded base64. Returns nil for anything malformed: a
+    /// length that is not a multiple of four, a character outside the
+    /// alphabet (whitespace included), or `=` anywhere but the last one or two
+    /// positions. Non-zero bits under the padding are tolerated, as
+    /// PostgreSQL's decoder does.
+    public static func base64Decode(_ text: some StringProtocol) -> [UInt8]? {
+        base64Decode(bytes: text.utf8)
+    }
+
+    /// `base64Decode` over ASCII bytes.
+    public static func base64Decode(bytes: some Collection<UInt8>) -> [UInt8]? {
+        let input = Array(bytes)
+        guard input.count % 4 == 0 else { return nil }
+        if input.isEmpty { return [] }
+        let equals = UInt8(ascii: "=")
+        var padding = 0
+        if input[input.count - 1] == equals { padding += 1 }
+        if input[input.count - 2] == equals { padding += 1 }
+        if padding == 1 && input[input.count - 2] == equals { return nil }
+        var out = [UInt8]()
+        out.reserveCapacity(input.count / 4 * 3)
+        let dataCount = input.count - padding
+        var accumulator: UInt32 = 0
+        var bits = 0
+        for index in 0..<dataCount {
+            let value = base64DecodeTable[Int(input[index])]
+            if value == 0xff { return nil }
+            accumulator = accumulator << 6 | UInt32(value)
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
+                accumulator &= (1 << UInt32(bits)) - 1
+            }
+        }
+        return out
+    }
+
+    // MARK: - Helpers
+
+    private static func digest(_ bytes: some Collection<UInt8>, _ type: OpaquePointer?, length: Int) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: length)
+        var outLength: UInt32 = 0
+        let ok = withNonNullBytes(bytes) { pointer, count in
+            out.withUnsafeMutableBufferPointer { outBuffer in
+                EVP_Digest(pointer, count, outBuffer.baseAddress, &outLength, type, nil) == 1
+            }
+        }
+        precondition(ok && outLength == UInt32(length), "digest failed in libcrypto")
+        return out
+    }
+
+    /// Calls `body` with a non-null pointer to the bytes (libcrypto treats a
+    /// null key or password differently from an empty one in places).
+    private static func withNonNullBytes<R>(_ bytes: some Collection<UInt8>,
+                                            _ body: (UnsafeRawPointer, Int) -> R) -> R {
+        if let result = bytes.withContiguousStorageIfAvailable({ buffer -> R in
+            if let base = buffer.baseAddress { return body(UnsafeRawPointer(base), buffer.count) }
+            var zero: UInt8 = 0
+            return withUnsafePointer(to: &zero) { body(UnsafeRawPointer($0), 0) }
+        }) {
+            return result
+        }
+        return withNonNullBytes(Array(bytes), body)
+    }
+}

@@ -1,0 +1,92 @@
+/// A SCRAM-SHA-256 verifier as PostgreSQL stores it in `pg_authid.rolpassword`:
+/// `SCRAM-SHA-256$<iterations>:<base64 salt>$<base64 StoredKey>:<base64 ServerKey>`.
+public struct SCRAMSecret: Sendable, Hashable {
+    public static let prefix = "SCRAM-SHA-256$"
+    /// PostgreSQL's defaults (`scram_iterations`, `SCRAM_DEFAULT_SALT_LEN`).
+    public static let defaultIterations = 4096
+    public static let defaultSaltLength = 16
+
+    public var iterations: Int
+    public var salt: [UInt8]
+    public var storedKey: [UInt8]
+    public var serverKey: [UInt8]
+
+    public init(iterations: Int, salt: [UInt8], storedKey: [UInt8], serverKey: [UInt8]) {
+        self.iterations = iterations
+        self.salt = salt
+        self.storedKey = storedKey
+        self.serverKey = serverKey
+    }
+
+    /// Parses PostgreSQL's text form; nil unless every part is well formed
+    /// (positive iteration count, non-empty salt, 32-byte keys).
+    public static func parse(_ text: String) -> SCRAMSecret? {
+        guard text.hasPrefix(prefix) else { return nil }
+        let body = text.utf8.dropFirst(prefix.utf8.count)
+        let halves = body.split(separator: UInt8(ascii: "$"), omittingEmptySubsequences: false)
+        guard halves.count == 2 else { return nil }
+        let parameters = halves[0].split(separator: UInt8(ascii: ":"), omittingEmptySubsequences: false)
+        let keys = halves[1].split(separator: UInt8(ascii: ":"), omittingEmptySubsequences: false)
+        guard parameters.count == 2, keys.count == 2,
+              let iterations = SCRAMSecret.parsePositiveInt(parameters[0]),
+              let salt = Crypto.base64Decode(bytes: parameters[1]), !salt.isEmpty,
+              let storedKey = Crypto.base64Decode(bytes: keys[0]), storedKey.count == Crypto.sha256Length,
+              let serverKey = Crypto.base64Decode(bytes: keys[1]), serverKey.count == Crypto.sha256Length
+        else { return nil }
+        return SCRAMSecret(iterations: iterations, salt: salt, storedKey: storedKey, serverKey: serverKey)
+    }
+
+    /// Builds the verifier for `password`.
+    ///
+    /// PostgreSQL runs SASLprep over the password and falls back to the raw
+    /// bytes when that fails; this uses the raw UTF-8 bytes always, which
+    /// agrees with PostgreSQL for every password SASLprep leaves unchanged
+    /// (all printable ASCII among them) but not for passwords SASLprep would
+    /// normalise (for example non-ASCII spaces or compatibility characters).
+    public static func make(password: String, salt: [UInt8], iterations: Int) -> SCRAMSecret {
+        let keys = SCRAMKeys(saltedPassword: Crypto.pbkdf2SHA256(password: Array(password.utf8), salt: salt,
+                                                                  iterations: iterations))
+        return SCRAMSecret(iterations: iterations, salt: salt, storedKey: Crypto.sha256(keys.clientKey),
+                           serverKey: keys.serverKey)
+    }
+
+    /// `make` with a fresh random salt and PostgreSQL's default iteration count.
+    public static func make(password: String) -> SCRAMSecret {
+        make(password: password, salt: Crypto.randomBytes(count: defaultSaltLength), iterations: defaultIterations)
+    }
+
+    /// PostgreSQL's text form.
+    public var text: String {
+        "\(SCRAMSecret.prefix)\(iterations):\(Crypto.base64Encode(salt))$"
+            + "\(Crypto.base64Encode(storedKey)):\(Crypto.base64Encode(serverKey))"
+    }
+
+    /// Decimal digits only, no sign, at least 1, fits an `Int32` (what
+    /// PBKDF2 accepts).
+    static func parsePositiveInt(_ digits: some Collection<UInt8>) -> Int? {
+        guard !digits.isEmpty, digits.count <= 10 else { return nil }
+        var value = 0
+        for digit in digits {
+            guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(digit) else { return nil }
+            value = value * 10 + Int(digit - UInt8(ascii: "0"))
+        }
+        guard value >= 1, value <= Int(Int32.max) else { return nil }
+        return value
+    }
+}
+
+extension SCRAMSecret: CustomStringConvertible {
+    /// Never prints key material.
+    public var description: String { "SCRAMSecret(iterations: \(iterations), salt: \(salt.count) bytes)" }
+}
+
+/// ClientKey and ServerKey derived from a SaltedPassword.
+struct SCRAMKeys {
+    var clientKey: [UInt8]
+    var serverKey: [UInt8]
+
+    init(saltedPassword: [UInt8]) {
+        clientKey = Crypto.hmacSHA256(key: saltedPassword, data: Array("Client Key".utf8))
+        serverKey = Crypto.hmacSHA256(key: saltedPassword, data: Array("Server Key".utf8))
+    }
+}

@@ -1,0 +1,156 @@
+import Foundation
+import Glibc
+
+/// The binary under test (or PgBouncer, for checking the tests themselves),
+/// started as `BIN INI` with its own port and run directory, and stopped with
+/// SIGINT (then SIGTERM, then SIGKILL) by `stop()` or deinit.
+///
+///     let pooler = try PoolerProcess(settings: ["pool_mode = session"])
+///     let client = try pooler.connect()                 // app/app to app_db
+///     let admin = try pooler.connect(user: "postgres", database: "pgbouncer")
+final class PoolerProcess: @unchecked Sendable {
+    let cluster: PostgresCluster
+    let runDirectory: String
+    private(set) var port: Int
+    private(set) var ini: PoolerIni
+    private var pid: pid_t?
+    private let lock = NSLock()
+
+    var iniPath: String { runDirectory + "/pooler.ini" }
+    var authFilePath: String { runDirectory + "/userlist.txt" }
+    var logPath: String { ini.value("logfile") ?? runDirectory + "/pooler.log" }
+    var stderrPath: String { runDirectory + "/stderr.log" }
+
+    /// The pooler's log file (`logfile` in the ini).
+    var logText: String { readTextFile(logPath) }
+    /// What the process wrote to stdout/stderr.
+    var outputText: String { readTextFile(stderrPath) }
+
+    /// - settings: `key = value` lines for `[pgbouncer]`, replacing defaults.
+    /// - databases: `[databases]` lines replacing the defaults (app_db and `*`).
+    /// - userlist: auth_file contents replacing the cluster's userlist.
+    init(settings: [String] = [], databases: [String]? = nil, userlist: String? = nil,
+         arguments: [String] = []) throws {
+        cluster = try PostgresCluster.shared()
+        let runAs = TestEnvironment.poolerRunAs
+        runDirectory = try cluster.makeRunDirectory(owner: runAs)
+        try writeTextFile(runDirectory + "/userlist.txt", userlist ?? cluster.userlist, mode: 0o600)
+        try TestEnvironment.chown(runDirectory + "/userlist.txt", to: runAs)
+        port = 0
+        ini = PoolerIni(databases: [])
+
+        let binary = try TestEnvironment.poolerBinary()
+        var failures: [String] = []
+        for _ in 0..<3 {
+            port = try FreePort.pick()
+            ini = PoolerIni.standard(listenPort: port, runDirectory: runDirectory,
+                                     authFile: runDirectory + "/userlist.txt", postgresPort: cluster.port)
+            if let databases { ini.databases = databases }
+            ini.apply(settings)
+            try writeTextFile(iniPath, ini.render())
+            switch try launch(binary: binary, arguments: arguments, runAs: runAs) {
+            case .ready:
+                return
+            case .portTaken(let why):
+                failures.append(why)
+            }
+        }
+        throw HarnessError("pooler could not bind a port after 3 attempts:\n" + failures.joined(separator: "\n"))
+    }
+
+    deinit { stop() }
+
+    private enum LaunchOutcome {
+        case ready
+        case portTaken(String)
+    }
+
+    private func launch(binary: String, arguments: [String], runAs: String?) throws -> LaunchOutcome {
+        let argv = TestEnvironment.command([binary] + arguments + [iniPath], asUser: runAs)
+        let child = try Subprocess.spawn(argv, stdoutPath: stderrPath, stderrPath: stderrPath)
+        lock.lock()
+        pid = child
+        lock.unlock()
+        try? writeTextFile(runDirectory + "/child.pid", "\(child)\n")
+
+        let deadline = Deadline(seconds: 15)
+        while !deadline.hasPassed {
+            if FreePort.isListening(port: port) { return .ready }
+            if let status = Subprocess.exitStatus(of: child) {
+                lock.lock()
+                pid = nil
+                lock.unlock()
+                unlink(runDirectory + "/child.pid")
+                let output = outputText + "\n" + logText
+                if output.contains("Address already in use") {
+                    return .portTaken("port \(port): \(tail(output, lines: 3))")
+                }
+                throw HarnessError("""
+                    pooler exited with status \(status) during start-up: \(argv.joined(separator: " "))
+                    --- output ---
+                    \(tail(outputText))
+                    --- log ---
+                    \(tail(logText))
+                    --- ini ---
+                    \(ini.render())
+                    """)
+            }
+            sleepSeconds(0.01)
+        }
+        stop()
+        throw HarnessError("""
+            pooler did not listen on 127.0.0.1:\(port) within 15 s
+            --- output ---
+            \(tail(outputText))
+            --- log ---
+            \(tail(logText))
+            """)
+    }
+
+    /// True while the process has not exited.
+    var isRunning: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let pid else { return false }
+        if Subprocess.exitStatus(of: pid) != nil {
+            self.pid = nil
+            return false
+        }
+        return true
+    }
+
+    /// SIGINT, SIGTERM, SIGKILL, with `grace` seconds after each. Idempotent.
+    func stop(grace: Double = 2) {
+        lock.lock()
+        let child = pid
+        pid = nil
+        lock.unlock()
+        guard let child else { return }
+        Subprocess.terminate(child, signals: [SIGINT, SIGTERM], grace: grace)
+        unlink(runDirectory + "/child.pid")
+    }
+
+    // MARK: clients
+
+    func conninfo(user: String = "app", password: String? = nil, database: String = "app_db",
+                  extra: [String: String] = [:]) -> String {
+        PQ.conninfo(port: port, user: user, password: password ?? PostgresCluster.passwords[user],
+                    dbname: database, extra: extra)
+    }
+
+    /// A libpq connection through the pooler (password defaults to the user's).
+    func connect(user: String = "app", password: String? = nil, database: String = "app_db",
+                 extra: [String: String] = [:], timeout: Double = 20) throws -> PQConnection {
+        try PQ.connect(conninfo(user: user, password: password, database: database, extra: extra), timeout: timeout)
+    }
+
+    /// The admin console (`pgbouncer` database) as `user`.
+    func admin(user: String = "postgres") throws -> PQConnection {
+        try connect(user: user, database: "pgbouncer")
+    }
+
+    /// The log and output, for failure messages.
+    var diagnostics: String {
+        "--- pooler output (\(stderrPath)) ---\n\(tail(outputText))\n--- pooler log (\(logPath)) ---\n\(tail(logText))"
+    }
+}

@@ -1,0 +1,106 @@
+import Testing
+@testable import PoolerConfig
+
+@Suite struct KeyTableTests {
+    @Test func namesAreUniqueAndDefaultsParse() throws {
+        let names = ConfigKeys.all.map(\.name)
+        #expect(Set(names).count == names.count)
+        #expect(names.count == 99)
+        for key in ConfigKeys.all where !key.defaultValue.isEmpty {
+            #expect(throws: Never.self, "\(key.name)") { _ = try key.parse(key.defaultValue) }
+        }
+    }
+
+    @Test func docOrderStartsAndEndsLikePgBouncer() {
+        let names = ConfigKeys.all.map(\.name)
+        #expect(names.prefix(4) == ["logfile", "pidfile", "listen_addr", "listen_port"])
+        #expect(names.last == "tcp_user_timeout")
+        #expect(names.firstIndex(of: "auth_type")! > names.firstIndex(of: "scram_iterations")!)
+    }
+
+    @Test func implementedKeysAreTheAgreedSet() {
+        let implemented = Set(ConfigKeys.implemented.map(\.name))
+        #expect(implemented == [
+            "listen_addr", "listen_port", "unix_socket_dir", "unix_socket_mode", "auth_type", "auth_file",
+            "admin_users", "stats_users", "pool_mode", "max_client_conn", "default_pool_size", "min_pool_size",
+            "reserve_pool_size", "reserve_pool_timeout", "max_db_connections", "max_user_connections",
+            "server_reset_query", "server_reset_query_always", "server_check_query", "server_check_delay",
+            "server_lifetime", "server_idle_timeout", "server_connect_timeout", "server_login_retry",
+            "client_login_timeout", "query_wait_timeout", "query_timeout", "idle_transaction_timeout",
+            "client_idle_timeout", "ignore_startup_parameters", "logfile", "pidfile", "log_connections",
+            "log_disconnections", "log_pooler_errors", "verbose", "max_packet_size", "pkt_buf", "so_reuseport",
+            "tcp_keepalive", "stats_period", "application_name_add_host", "max_prepared_statements",
+            "track_extra_parameters", "server_round_robin", "disable_pqexec", "user", "auth_user", "auth_query",
+            "auth_dbname",
+        ])
+    }
+
+    @Test func reloadableMatchesPgBouncer() {
+        let fixed = Set(ConfigKeys.all.filter { !$0.reloadable }.map(\.name))
+        #expect(fixed == [
+            "disable_pqexec", "job_name", "service_name", "listen_addr", "listen_backlog", "listen_port", "pidfile",
+            "pkt_buf", "resolv_conf", "so_reuseport", "track_extra_parameters", "unix_socket_dir",
+            "unix_socket_group", "unix_socket_mode", "user",
+        ])
+    }
+
+    @Test func defaultsMatchTheDocumentation() {
+        let s = Settings()
+        #expect(s.listenAddr == "")
+        #expect(s.listenPort == 6432)
+        #expect(s.unixSocketDir == "/tmp")
+        #expect(s.unixSocketMode == 0o777)
+        #expect(s.authType == .md5)
+        #expect(s.authFile == "")
+        #expect(s.adminUsers == [] && s.statsUsers == [])
+        #expect(s.poolMode == .session)
+        #expect(s.maxClientConn == 100)
+        #expect(s.defaultPoolSize == 20)
+        #expect(s.minPoolSize == 0 && s.reservePoolSize == 0)
+        #expect(s.reservePoolTimeout == 5)
+        #expect(s.maxDbConnections == 0 && s.maxUserConnections == 0)
+        #expect(s.serverResetQuery == "DISCARD ALL")
+        #expect(s.serverResetQueryAlways == false)
+        #expect(s.serverCheckQuery == "<empty>" && s.serverCheckSendsEmptyQuery)
+        #expect(s.serverCheckDelay == 30)
+        #expect(s.serverLifetime == 3600)
+        #expect(s.serverIdleTimeout == 600)
+        #expect(s.serverConnectTimeout == 15)
+        #expect(s.serverLoginRetry == 15)
+        #expect(s.clientLoginTimeout == 60)
+        #expect(s.queryWaitTimeout == 120)
+        #expect(s.queryTimeout == 0 && s.idleTransactionTimeout == 0 && s.clientIdleTimeout == 0)
+        #expect(s.ignoreStartupParameters == [])
+        #expect(s.logfile == "" && s.pidfile == "")
+        #expect(s.logConnections && s.logDisconnections && s.logPoolerErrors)
+        #expect(s.verbose == 0)
+        #expect(s.maxPacketSize == 2_147_483_647)
+        #expect(s.pktBuf == 4096)
+        #expect(s.soReuseport == false)
+        #expect(s.tcpKeepalive == true)
+        #expect(s.statsPeriod == 60)
+        #expect(s.applicationNameAddHost == false)
+        #expect(s.maxPreparedStatements == 200)
+        #expect(s.trackExtraParameters == ["IntervalStyle"])
+        #expect(s.serverRoundRobin == false && s.disablePqexec == false)
+        #expect(s.user == "" && s.authUser == "" && s.authDbname == "")
+        #expect(s.authQuery.hasPrefix("SELECT rolname, CASE WHEN rolvaliduntil < now()"))
+    }
+
+    @Test func showConfigTextOfDefaults() {
+        let s = Settings()
+        #expect(s.value(of: "listen_port") == "6432")
+        #expect(s.value(of: "unix_socket_mode") == "511")  // PgBouncer prints the int with %d
+        #expect(s.value(of: "reserve_pool_timeout") == "5")
+        #expect(s.value(of: "log_connections") == "1")
+        #expect(s.value(of: "auth_type") == "md5")
+        #expect(s.value(of: "track_extra_parameters") == "IntervalStyle")
+        #expect(s.value(of: "verbose") == "0")
+        #expect(s.value(of: "syslog_facility") == "daemon")
+        #expect(s.value(of: "dns_max_ttl") == "15")
+        #expect(s.value(of: "auth_file") == "")
+        #expect(s.value(of: "no_such_key") == nil)
+        #expect(ConfigKeys.named("unix_socket_mode")?.defaultValue == "0777")
+        #expect(ConfigKeys.named("verbose")?.defaultValue == "")
+    }
+}
