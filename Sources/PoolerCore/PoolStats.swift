@@ -30,25 +30,4 @@ public struct PoolStats: Sendable {
         r.bindCount = a.bindCount + b.bindCount
         return r
     }
-
-    /// Per-second averages over `seconds`, as PgBouncer's avg_* columns: counts per second,
-    /// times per transaction or query.
-    public static func averages(current: PoolStats, previous: PoolStats, seconds: UInt64) -> PoolStats {
-        let s = max(seconds, 1)
-        var r = PoolStats()
-        let xacts = current.transactionCount &- previous.transactionCount
-        let queries = current.queryCount &- previous.queryCount
-        r.serverAssignmentCount = (current.serverAssignmentCount &- previous.serverAssignmentCount) / s
-        r.transactionCount = xacts / s
-        r.queryCount = queries / s
-        r.bytesReceived = (current.bytesReceived &- previous.bytesReceived) / s
-        r.bytesSent = (current.bytesSent &- previous.bytesSent) / s
-        r.transactionTime = xacts > 0 ? (current.transactionTime &- previous.transactionTime) / xacts : 0
-        r.queryTime = queries > 0 ? (current.queryTime &- previous.queryTime) / queries : 0
-        r.waitTime = (current.waitTime &- previous.waitTime) / s
-        r.clientParseCount = (current.clientParseCount &- previous.clientParseCount) / s
-        r.serverParseCount = (current.serverParseCount &- previous.serverParseCount) / s
-        r.bindCount = (current.bindCount &- previous.bindCount) / s
-        return r
-    }
 }

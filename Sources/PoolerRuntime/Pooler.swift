@@ -1,5 +1,6 @@
 import Glibc
 import CLinuxShims
+import PoolerAdmin
 import PoolerConfig
 import PoolerCore
 import PoolerIO
@@ -21,9 +22,11 @@ final class Pooler {
     private var connectionCounter = 0
     lazy var admin = AdminService(pooler: self)
     let startTime = Int(time(nil))
-    /// Per-database stats of the previous stats period, for the avg_* columns.
+    /// Per-database counters at the last two stats ticks; the avg_* columns are computed
+    /// between them, as PgBouncer does.
     var previousStats: [String: PoolStats] = [:]
-    var averageStats: [String: PoolStats] = [:]
+    var olderStats: [String: PoolStats] = [:]
+    var statsPeriodMicroseconds: UInt64 = 0
     private var lastStatsTime: UInt64
     private var lastStatsLog: UInt64
 
@@ -186,9 +189,7 @@ final class Pooler {
     }
 
     var adminWelcomeParameters: [(String, String)] {
-        [("server_version", PoolerVersion.serverVersion), ("client_encoding", "UTF8"), ("server_encoding", "UTF8"),
-         ("DateStyle", "ISO"), ("TimeZone", "UTC"), ("standard_conforming_strings", "on"),
-         ("integer_datetimes", "on"), ("application_name", "pooler")]
+        AdminConsole.welcomeParameters().map { ($0.name, $0.value) }
     }
 
     // MARK: running
@@ -282,16 +283,11 @@ final class Pooler {
         }
         let period = UInt64(max(settings.statsPeriod, 1)) * 1_000_000
         if now &- lastStatsTime >= period {
-            let seconds = (now &- lastStatsTime) / 1_000_000
+            statsPeriodMicroseconds = now &- lastStatsTime
             lastStatsTime = now
-            let current = statsByDatabase()
-            for (db, stats) in current {
-                averageStats[db] = PoolStats.averages(current: stats, previous: previousStats[db] ?? PoolStats(),
-                                                      seconds: seconds)
-                let a = averageStats[db]!
-                log.info("stats: \(a.transactionCount) xacts/s, \(a.queryCount) queries/s, in \(a.bytesReceived) B/s, out \(a.bytesSent) B/s, xact \(a.transactionTime) us, query \(a.queryTime) us, wait \(a.waitTime) us")
-            }
-            previousStats = current
+            olderStats = previousStats
+            previousStats = statsByDatabase()
+            logStats()
         }
         if shutdown != .none { checkShutdownProgress() }
     }

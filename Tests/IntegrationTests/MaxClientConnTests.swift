@@ -3,7 +3,7 @@ import Testing
 @Suite struct MaxClientConnTests {
     /// max_client_conn = 3: the fourth client is refused with PgBouncer's
     /// message and SQLSTATE 53300; the admin console stays reachable; a slot
-    /// freed by a disconnect can be used again.
+    /// freed by disconnects can be used again.
     @Test func fourthClientIsRefused() throws {
         let pooler = try PoolerProcess(settings: ["max_client_conn = 3"])
         defer { pooler.stop() }
@@ -18,10 +18,11 @@ import Testing
                 "\(String(describing: error))")
         #expect(error?.sqlstate == "53300", "\(String(describing: error))")
 
+        // Admin connections are exempt from the limit (but, as in PgBouncer, counted).
         let admin = try pooler.admin()
-        defer { admin.close() }
         let pools = try admin.exec("SHOW POOLS")
         #expect(!pools.rowIndices(where: ["database": "app_db", "user": "app"]).isEmpty)
+        admin.close()
 
         // Closing a client frees its slot (the pooler notices asynchronously).
         clients.removeLast().close()

@@ -31,6 +31,7 @@ final class PoolerProcess: @unchecked Sendable {
     /// - userlist: auth_file contents replacing the cluster's userlist.
     init(settings: [String] = [], databases: [String]? = nil, userlist: String? = nil,
          arguments: [String] = []) throws {
+        let binary = try TestEnvironment.poolerBinary()
         cluster = try PostgresCluster.shared()
         let runAs = TestEnvironment.poolerRunAs
         runDirectory = try cluster.makeRunDirectory(owner: runAs)
@@ -39,7 +40,6 @@ final class PoolerProcess: @unchecked Sendable {
         port = 0
         ini = PoolerIni(databases: [])
 
-        let binary = try TestEnvironment.poolerBinary()
         var failures: [String] = []
         for _ in 0..<3 {
             port = try FreePort.pick()

@@ -1,0 +1,56 @@
+import Testing
+import PoolerWire
+@testable import PoolerCore
+
+@Suite struct TransactionTrackerTests {
+    @Test func simpleQueryCycle() {
+        var t = TransactionTracker()
+        let r1 = t.clientSent(FrontendMessageID.query)
+        #expect(r1 == .forward)
+        #expect(!t.isClean)
+        let r2 = t.serverReady(.idle)
+        #expect(r2)
+    }
+
+    @Test func transactionBlockHoldsUntilIdle() {
+        var t = TransactionTracker()
+        _ = t.clientSent(FrontendMessageID.query)
+        let r3 = t.serverReady(.inTransaction)
+        #expect(!r3)
+        _ = t.clientSent(FrontendMessageID.query)
+        let r4 = t.serverReady(.failed)
+        #expect(!r4)
+        _ = t.clientSent(FrontendMessageID.query)
+        let r5 = t.serverReady(.idle)
+        #expect(r5)
+    }
+
+    @Test func pipelinedSyncsNeedAllReadyForQuery() {
+        var t = TransactionTracker()
+        for type in [FrontendMessageID.parse, FrontendMessageID.bind, FrontendMessageID.execute, FrontendMessageID.sync,
+                     FrontendMessageID.bind, FrontendMessageID.execute, FrontendMessageID.sync] {
+            _ = t.clientSent(type)
+        }
+        let r6 = t.serverReady(.idle)
+        #expect(!r6)
+        let r7 = t.serverReady(.idle)
+        #expect(r7)
+    }
+
+    @Test func extendedMessagesWithoutSyncKeepServer() {
+        var t = TransactionTracker()
+        _ = t.clientSent(FrontendMessageID.query)
+        _ = t.clientSent(FrontendMessageID.parse)
+        let r8 = t.serverReady(.idle)
+        #expect(!r8)
+        _ = t.clientSent(FrontendMessageID.sync)
+        let r9 = t.serverReady(.idle)
+        #expect(r9)
+    }
+
+    @Test func terminateIsNotForwarded() {
+        var t = TransactionTracker()
+        let r10 = t.clientSent(FrontendMessageID.terminate)
+        #expect(r10 == .terminate)
+    }
+}
