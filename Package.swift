@@ -7,6 +7,8 @@ let package = Package(
     name: "pooler",
     products: [
         .executable(name: "pooler", targets: ["pooler"]),
+        // For Benchmarks/, a separate package that depends on this one by path.
+        .library(name: "PoolerWire", targets: ["PoolerWire"]),
     ],
     targets: [
         .target(name: "CLinuxShims"),

@@ -235,13 +235,21 @@ final class ServerConnection: Connection {
             }
             switch FrameScanner.scan(bytes, from: 0, maxPacketSize: limit) {
             case .frame(let frame):
-                client.output.append(UnsafeRawBufferPointer(rebasing: bytes[0..<frame.end]))
-                pool.stats.bytesSent += UInt64(frame.end)
                 if frame.type == BackendMessageID.readyForQuery {
                     let status = TransactionStatus(rawValue: bytes[frame.payloadStart]) ?? .failed
+                    if pool.mode == .statement && status != .idle {
+                        // The client must not see its transaction block start.
+                        client.statementModeViolation()
+                        close(reason: "transaction blocks not allowed in statement pooling mode")
+                        return
+                    }
+                    client.output.append(UnsafeRawBufferPointer(rebasing: bytes[0..<frame.end]))
+                    pool.stats.bytesSent += UInt64(frame.end)
                     input.consume(frame.end)
                     if readyForQuery(status) { released = true }
                 } else {
+                    client.output.append(UnsafeRawBufferPointer(rebasing: bytes[0..<frame.end]))
+                    pool.stats.bytesSent += UInt64(frame.end)
                     input.consume(frame.end)
                 }
             case .incomplete(let header):
@@ -303,14 +311,7 @@ final class ServerConnection: Connection {
         switch pool.mode {
         case .session:
             return false
-        case .statement:
-            if status != .idle {
-                client?.statementModeViolation()
-                close(reason: "transaction blocks not allowed in statement pooling mode")
-                return false
-            }
-            return clean
-        case .transaction:
+        case .statement, .transaction:
             return clean
         }
     }

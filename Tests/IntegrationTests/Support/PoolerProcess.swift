@@ -67,6 +67,8 @@ final class PoolerProcess: @unchecked Sendable {
 
     private func launch(binary: String, arguments: [String], runAs: String?) throws -> LaunchOutcome {
         let argv = TestEnvironment.command([binary] + arguments + [iniPath], asUser: runAs)
+        unlink(stderrPath)
+        unlink(logPath)
         let child = try Subprocess.spawn(argv, stdoutPath: stderrPath, stderrPath: stderrPath)
         lock.lock()
         pid = child
@@ -75,14 +77,13 @@ final class PoolerProcess: @unchecked Sendable {
 
         let deadline = Deadline(seconds: 15)
         while !deadline.hasPassed {
-            if FreePort.isListening(port: port) { return .ready }
             if let status = Subprocess.exitStatus(of: child) {
                 lock.lock()
                 pid = nil
                 lock.unlock()
                 unlink(runDirectory + "/child.pid")
                 let output = outputText + "\n" + logText
-                if output.contains("Address already in use") {
+                if output.contains("Address already in use") || output.contains("EADDRINUSE") {
                     return .portTaken("port \(port): \(tail(output, lines: 3))")
                 }
                 throw HarnessError("""
@@ -95,6 +96,7 @@ final class PoolerProcess: @unchecked Sendable {
                     \(ini.render())
                     """)
             }
+            if FreePort.isListening(port: port) { return .ready }
             sleepSeconds(0.01)
         }
         stop()
