@@ -183,9 +183,18 @@ final class Pooler {
         if shutdown == .waitForServers { checkShutdownProgress() }
     }
 
+    /// Cancel requests in flight to servers.
+    var cancelForwarders: [CancelForwarder] = []
+
+    /// Routes a client's CancelRequest to the backend its current transaction runs on.
+    /// A request for a client without a server (or an unknown key) is dropped, as
+    /// PostgreSQL does for keys it does not know.
     func forwardCancel(processID: Int32, secretKey: Int32) {
-        // Cancel routing lands with the transaction-correctness issue; the request is dropped.
-        log.debug("cancel request ignored (pid \(processID))")
+        guard let client = clients.values.first(where: {
+            $0.cancelKey.processID == processID && $0.cancelKey.secretKey == secretKey
+        }), let server = client.server else { return }
+        _ = CancelForwarder(pooler: self, address: server.remote, processID: server.backendProcessID,
+                            secretKey: server.backendSecretKey)
     }
 
     var adminWelcomeParameters: [(String, String)] {
@@ -289,6 +298,7 @@ final class Pooler {
             previousStats = statsByDatabase()
             logStats()
         }
+        for forwarder in cancelForwarders { forwarder.expireIfOlder(than: max(connectTimeout, 1_000_000), now: now) }
         if shutdown != .none { checkShutdownProgress() }
     }
 

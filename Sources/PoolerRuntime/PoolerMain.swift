@@ -72,7 +72,7 @@ public enum PoolerMain {
         }
         let log = Logger(path: settings.logfile, toStderr: !options.quiet && !options.daemon,
                          verbose: max(options.verbose, settings.verbose))
-        for warning in config.warnings { log.warning(warning) }
+        for warning in config.warnings + PendingKeys.warnings(for: settings) { log.warning(warning) }
         let pooler: Pooler
         do {
             pooler = try Pooler(config: config, log: log)
