@@ -9,6 +9,7 @@
 # Tests/IntegrationTests/Support/TestEnvironment.swift).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/install-deps.sh
 
 # 200 concurrent clients plus poolers and Postgres: raise the soft fd limit.
 hard=$(ulimit -Hn)
