@@ -21,6 +21,8 @@ final class ClientConnection: Connection {
     private(set) var pool: PoolRuntime?
     private(set) var server: ServerConnection?
     var isAdminUser = false
+    /// Counted in `Pooler.adminClientCount` (asked for the admin database).
+    var countedAsAdmin = false
     var waitStart: UInt64 = 0
     let cancelKey: (processID: Int32, secretKey: Int32)
     private var passthroughRemaining = 0
@@ -122,6 +124,10 @@ final class ClientConnection: Connection {
         }
         if databaseName.isEmpty { databaseName = user }
         let isAdminDatabase = databaseName == "pgbouncer"
+        if isAdminDatabase {
+            countedAsAdmin = true
+            pooler.adminClientCount += 1
+        }
         if settings.logConnections {
             pooler.log.info("\(logPrefix) login attempt: db=\(databaseName) user=\(user) tls=no")
         }

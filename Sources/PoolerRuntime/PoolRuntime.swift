@@ -36,8 +36,6 @@ final class PoolRuntime {
         self.state = PoolState(key: key, limits: limits)
     }
 
-    var clientCount: Int { pooler.clients.values.reduce(0) { $0 + ($1.pool === self ? 1 : 0) } }
-
     // MARK: clients
 
     /// A logged-in client needs a server for its next transaction.

@@ -109,11 +109,15 @@ final class Pooler {
 
     func clientClosed(_ client: ClientConnection) {
         clients[client.id] = nil
+        if client.countedAsAdmin { adminClientCount -= 1 }
         checkShutdownProgress()
     }
 
+    /// Clients that asked for the admin database; max_client_conn does not count them.
+    var adminClientCount = 0
+
     func clientCount(excludingAdmin: Bool) -> Int {
-        excludingAdmin ? clients.values.reduce(0) { $0 + ($1.isAdmin || $1.databaseName == "pgbouncer" ? 0 : 1) } : clients.count
+        excludingAdmin ? clients.count - adminClientCount : clients.count
     }
 
     // MARK: pools
@@ -146,18 +150,22 @@ final class Pooler {
         } else {
             credential = .none
         }
-        let userEntry = config.users[serverUser]
-        let mode = userEntry?.poolMode ?? database.poolMode ?? settings.poolMode
-        let limits = PoolLimits(poolSize: database.poolSize ?? settings.defaultPoolSize,
-                                minPoolSize: database.minPoolSize ?? settings.minPoolSize,
-                                reservePoolSize: database.reservePoolSize ?? settings.reservePoolSize,
-                                reservePoolTimeout: UInt64(settings.reservePoolTimeout * 1_000_000),
-                                mode: mode)
+        let limits = poolLimits(database: database, user: serverUser)
         let pool = PoolRuntime(pooler: self, key: key, database: database, serverUser: serverUser,
                                credential: credential, limits: limits)
         pools[key] = pool
         poolOrder.append(key)
         return pool
+    }
+
+    /// A pool's limits: database entry, then [users] entry, then the [pgbouncer] defaults.
+    func poolLimits(database: DatabaseEntry, user: String) -> PoolLimits {
+        let userEntry = config.users[user]
+        return PoolLimits(poolSize: database.poolSize ?? userEntry?.poolSize ?? settings.defaultPoolSize,
+                          minPoolSize: database.minPoolSize ?? settings.minPoolSize,
+                          reservePoolSize: database.reservePoolSize ?? userEntry?.reservePoolSize ?? settings.reservePoolSize,
+                          reservePoolTimeout: UInt64(settings.reservePoolTimeout * 1_000_000),
+                          mode: userEntry?.poolMode ?? database.poolMode ?? settings.poolMode)
     }
 
     var orderedPools: [PoolRuntime] { poolOrder.compactMap { pools[$0] } }
@@ -260,9 +268,19 @@ final class Pooler {
         log.info("got SIGHUP, re-reading config")
         do {
             let fresh = try Config.load(path: configPath)
+            let secrets = fresh.settings.authFile.isEmpty ? [:] : try AuthFile.load(path: fresh.settings.authFile)
             config = fresh
-            try loadAuthFile()
-            for warning in fresh.warnings { log.warning(warning) }
+            authSecrets = secrets
+            log.verbose = fresh.settings.verbose
+            for warning in fresh.warnings + PendingKeys.warnings(for: fresh.settings) { log.warning(warning) }
+            // Pool sizes and modes follow the new file; a removed database keeps its pool
+            // until its clients leave.
+            for pool in pools.values {
+                guard let database = fresh.database(named: pool.key.database) else { continue }
+                pool.database = database
+                pool.state.limits = poolLimits(database: database, user: pool.key.user)
+                pool.launchServers()
+            }
         } catch {
             log.error("config reload failed, keeping the old configuration: \(error)")
         }
