@@ -15,6 +15,9 @@ public struct TransactionTracker: Sendable {
         case forward
         /// The client said goodbye; do not forward.
         case terminate
+        /// Not a message a client may send after login: forwarding it would make the
+        /// server drop the connection.
+        case invalid
     }
 
     /// A client frame about to be forwarded.
@@ -29,12 +32,26 @@ public struct TransactionTracker: Sendable {
         case FrontendMessageID.parse, FrontendMessageID.bind, FrontendMessageID.execute,
              FrontendMessageID.describe, FrontendMessageID.close, FrontendMessageID.flush:
             unsynced = true
+        default:
+            return Self.effect(of: type)
+        }
+        return .forward
+    }
+
+    /// What the pooler does with a client frame of this type, before any server is involved.
+    @inlinable
+    public static func effect(of type: UInt8) -> FrontendEffect {
+        switch type {
+        case FrontendMessageID.query, FrontendMessageID.functionCall, FrontendMessageID.sync,
+             FrontendMessageID.parse, FrontendMessageID.bind, FrontendMessageID.execute,
+             FrontendMessageID.describe, FrontendMessageID.close, FrontendMessageID.flush,
+             FrontendMessageID.copyData, FrontendMessageID.copyDone, FrontendMessageID.copyFail:
+            return .forward
         case FrontendMessageID.terminate:
             return .terminate
         default:
-            break
+            return .invalid
         }
-        return .forward
     }
 
     /// A ReadyForQuery from the server; returns true when the server is clean now.

@@ -249,23 +249,38 @@ final class ClientConnection: Connection {
                 return
             case .incomplete(let header):
                 guard let header, let server, !inspected(header.type) else { break loop }
+                guard server.tracker.clientSent(header.type) == .forward else {
+                    fail(message: "invalid frontend message type '\(Character(Unicode.Scalar(header.type)))'",
+                         code: SQLState.protocolViolation)
+                    return
+                }
                 // Large frames we need not understand stream through as they arrive.
                 server.forwardFromClient(bytes)
                 passthroughRemaining = header.end - bytes.count
                 input.consume(bytes.count)
-                _ = server.tracker.clientSent(header.type)
             case .frame(let frame):
                 guard let server else {
-                    if frame.type == FrontendMessageID.terminate {
+                    switch TransactionTracker.effect(of: frame.type) {
+                    case .forward:
+                        acquireServer()
+                    case .terminate:
                         close(reason: "client close request")
-                        return
+                    case .invalid:
+                        fail(message: "invalid frontend message type '\(Character(Unicode.Scalar(frame.type)))'",
+                             code: SQLState.protocolViolation)
                     }
-                    acquireServer()
                     return
                 }
-                if server.tracker.clientSent(frame.type) == .terminate {
+                switch server.tracker.clientSent(frame.type) {
+                case .forward:
+                    break
+                case .terminate:
                     input.consume(frame.end)
                     close(reason: "client close request")
+                    return
+                case .invalid:
+                    fail(message: "invalid frontend message type '\(Character(Unicode.Scalar(frame.type)))'",
+                         code: SQLState.protocolViolation)
                     return
                 }
                 server.forwardFromClient(UnsafeRawBufferPointer(rebasing: bytes[0..<frame.end]))
@@ -282,7 +297,7 @@ final class ClientConnection: Connection {
         }
     }
 
-    /// Frames whose type the tracker must see whole before forwarding.
+    /// Frames that must arrive whole before anything is done with them.
     private func inspected(_ type: UInt8) -> Bool {
         type == FrontendMessageID.terminate
     }

@@ -53,4 +53,14 @@ import PoolerWire
         let r10 = t.clientSent(FrontendMessageID.terminate)
         #expect(r10 == .terminate)
     }
+
+    @Test func unknownTypesAreInvalidCopyIsForwarded() {
+        var t = TransactionTracker()
+        let z = t.clientSent(UInt8(ascii: "Z"))
+        #expect(z == .invalid)
+        let p = t.clientSent(FrontendMessageID.password)
+        #expect(p == .invalid)
+        let d = t.clientSent(FrontendMessageID.copyData)
+        #expect(d == .forward)
+    }
 }
