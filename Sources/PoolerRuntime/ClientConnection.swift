@@ -250,8 +250,7 @@ final class ClientConnection: Connection {
             case .incomplete(let header):
                 guard let header, let server, !inspected(header.type) else { break loop }
                 guard server.tracker.clientSent(header.type) == .forward else {
-                    fail(message: "invalid frontend message type '\(Character(Unicode.Scalar(header.type)))'",
-                         code: SQLState.protocolViolation)
+                    failInvalidMessage(header.type)
                     return
                 }
                 // Large frames we need not understand stream through as they arrive.
@@ -266,8 +265,7 @@ final class ClientConnection: Connection {
                     case .terminate:
                         close(reason: "client close request")
                     case .invalid:
-                        fail(message: "invalid frontend message type '\(Character(Unicode.Scalar(frame.type)))'",
-                             code: SQLState.protocolViolation)
+                        failInvalidMessage(frame.type)
                     }
                     return
                 }
@@ -279,8 +277,7 @@ final class ClientConnection: Connection {
                     close(reason: "client close request")
                     return
                 case .invalid:
-                    fail(message: "invalid frontend message type '\(Character(Unicode.Scalar(frame.type)))'",
-                         code: SQLState.protocolViolation)
+                    failInvalidMessage(frame.type)
                     return
                 }
                 server.forwardFromClient(UnsafeRawBufferPointer(rebasing: bytes[0..<frame.end]))
@@ -383,6 +380,10 @@ final class ClientConnection: Connection {
     }
 
     // MARK: closing
+
+    private func failInvalidMessage(_ type: UInt8) {
+        fail(message: "invalid frontend message type '\(Character(Unicode.Scalar(type)))'", code: SQLState.protocolViolation)
+    }
 
     /// Sends an ErrorResponse and closes.
     func fail(message: String, code: String, detachServer: Bool = false) {

@@ -236,3 +236,39 @@ final class PQConnection: @unchecked Sendable {
         }
     }
 }
+
+/// libpq's cancel handle (PQgetCancel), for cancelling a query from another
+/// thread while the connection's owner waits for its result.
+final class PQCanceller: @unchecked Sendable {
+    private let handle: OpaquePointer
+
+    fileprivate init(handle: OpaquePointer) { self.handle = handle }
+
+    deinit { PQfreeCancel(handle) }
+
+    /// Sends a CancelRequest (PQcancel, which blocks until the receiver
+    /// closes the cancel connection): nil on success, else libpq's error text.
+    func cancel() -> String? {
+        var buffer = [CChar](repeating: 0, count: 256)
+        let ok = buffer.withUnsafeMutableBufferPointer { PQcancel(handle, $0.baseAddress, Int32($0.count)) }
+        return ok == 1 ? nil : String(cString: buffer)
+    }
+}
+
+extension PQConnection {
+    /// A cancel handle for this connection (nil when closed).
+    func makeCanceller() -> PQCanceller? {
+        guard let connection, let handle = PQgetCancel(connection) else { return nil }
+        return PQCanceller(handle: handle)
+    }
+
+    /// Drops the connection without a Terminate message: the socket is shut
+    /// down first, so the peer sees EOF as from a client that died.
+    func abort() {
+        if let connection {
+            let socket = PQsocket(connection)
+            if socket >= 0 { shutdown(socket, Int32(SHUT_RDWR)) }
+        }
+        close()
+    }
+}

@@ -114,11 +114,50 @@ final class PoolerProcess: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         guard let pid else { return false }
-        if Subprocess.exitStatus(of: pid) != nil {
+        if let status = Subprocess.exitStatus(of: pid) {
             self.pid = nil
+            exitStatus = status
             return false
         }
         return true
+    }
+
+    /// The exit status (see `Subprocess.Output.status`) once the process has
+    /// been seen to exit on its own; nil while it runs or after `stop()`.
+    private(set) var exitStatus: Int32?
+
+    /// The process id while it runs.
+    var processID: pid_t? {
+        lock.lock()
+        defer { lock.unlock() }
+        return pid
+    }
+
+    /// `pidfile` from the ini (nil when unset).
+    var pidfilePath: String? { ini.value("pidfile") }
+
+    /// Sends `signal` to the process; false if it has already exited.
+    @discardableResult
+    func send(signal: Int32) -> Bool {
+        guard isRunning, let child = processID else { return false }
+        return kill(child, signal) == 0
+    }
+
+    /// Waits up to `timeout` seconds for the process to exit on its own: its
+    /// exit status, or nil if it still runs (or was stopped by `stop()`).
+    func waitForExit(timeout: Double) -> Int32? {
+        lock.lock()
+        let child = pid
+        let known = exitStatus
+        lock.unlock()
+        guard let child else { return known }
+        guard let status = Subprocess.wait(for: child, timeout: timeout) else { return nil }
+        lock.lock()
+        if pid == child { pid = nil }
+        exitStatus = status
+        lock.unlock()
+        unlink(runDirectory + "/child.pid")
+        return status
     }
 
     /// SIGINT, SIGTERM, SIGKILL, with `grace` seconds after each. Idempotent.

@@ -68,3 +68,22 @@ final class Barrier: @unchecked Sendable {
         return true
     }
 }
+
+extension Threads {
+    /// Runs `body` on its own thread and waits up to `timeout` seconds for it:
+    /// its result, or nil if it is still running then (the thread is left to
+    /// finish on its own, so a hang fails the test instead of the run).
+    static func runWithTimeout<T>(_ timeout: Double, stackSize: Int = 1 << 20,
+                                  _ body: @escaping @Sendable () -> T) -> T? {
+        let results = ResultSlots<T>(count: 1)
+        let done = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            results.set(0, body())
+            done.signal()
+        }
+        thread.stackSize = stackSize
+        thread.start()
+        guard done.wait(timeout: .now() + timeout) == .success else { return nil }
+        return results.values[0]
+    }
+}
