@@ -224,7 +224,8 @@ final class ClientConnection: Connection {
         if state == .welcomeWait { state = .idle }
         requestTime = pooler.loop.now
         flush()
-        if !input.isEmpty { processInput() }
+        // An idle client should cost a few hundred bytes: no buffers until it speaks.
+        if input.isEmpty { input.releaseIfEmpty() } else { processInput() }
     }
 
     // MARK: traffic
