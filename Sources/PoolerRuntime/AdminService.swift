@@ -196,7 +196,7 @@ final class AdminService {
         let lists = AdminLists(databases: databases.count, users: users.count, pools: pools.count,
                                freeClients: 0, usedClients: pooler.clients.count - loginClients, loginClients: loginClients,
                                freeServers: freeServers, usedServers: usedServers)
-        return AdminSnapshot(now: wallNow, version: "PgBouncer 1.25.2 (pooler \(PoolerVersion.number))",
+        return AdminSnapshot(now: wallNow, version: PoolerVersion.full,
                              databases: databases, pools: adminPools, sockets: sockets, users: users, stats: stats,
                              lists: lists, config: config)
     }

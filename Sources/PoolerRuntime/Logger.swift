@@ -8,7 +8,8 @@ final class Logger {
     private var file: UnsafeMutablePointer<FILE>?
     var toStderr: Bool
     var verbose: Int
-    private let pid = getpid()
+    /// Re-read after daemonizing: the child has a new pid.
+    var pid = getpid()
     var logConnections = true
 
     init(path: String, toStderr: Bool, verbose: Int) {

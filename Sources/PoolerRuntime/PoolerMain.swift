@@ -83,7 +83,10 @@ public enum PoolerMain {
             fail("\(error)")
         }
         if let user = options.user { switchUser(user) }
-        if options.daemon { daemonize() }
+        if options.daemon {
+            daemonize()
+            log.pid = getpid()
+        }
         writePidFile(settings.pidfile)
         log.info("process up: \(PoolerVersion.full), pid \(getpid())")
         do {

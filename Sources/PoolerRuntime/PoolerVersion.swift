@@ -1,6 +1,7 @@
-/// Version strings: `SHOW VERSION`, `--version` and the admin console's server_version.
+/// Version strings. `SHOW VERSION` and the first line of `--version` are the same text;
+/// it starts with "PgBouncer 1.25.2" because monitoring tools parse that prefix.
 public enum PoolerVersion {
     public static let number = "0.1.0"
-    public static let full = "pooler \(number) (PgBouncer 1.25 compatible)"
-    public static let serverVersion = "1.25.0/pooler"
+    public static let compatible = "1.25.2"
+    public static let full = "PgBouncer \(compatible) (pooler \(number))"
 }
