@@ -38,6 +38,12 @@ public struct TransactionTracker: Sendable {
         return .forward
     }
 
+    /// CopyData/CopyDone/CopyFail: PostgreSQL ignores them outside a COPY.
+    @inlinable
+    public static func isCopyStream(_ type: UInt8) -> Bool {
+        type == FrontendMessageID.copyData || type == FrontendMessageID.copyDone || type == FrontendMessageID.copyFail
+    }
+
     /// What the pooler does with a client frame of this type, before any server is involved.
     @inlinable
     public static func effect(of type: UInt8) -> FrontendEffect {

@@ -26,6 +26,7 @@ final class ClientConnection: Connection {
     var waitStart: UInt64 = 0
     let cancelKey: (processID: Int32, secretKey: Int32)
     private var passthroughRemaining = 0
+    private var releaseAfterPassthrough = false
     private var closeReason = ""
 
     init(pooler: Pooler, fd: Int32, remote: SocketAddress, localPort: Int, isUnixSocket: Bool) {
@@ -136,7 +137,7 @@ final class ClientConnection: Connection {
                 fail(message: "no more connections allowed (max_client_conn)", code: SQLState.tooManyConnections)
                 return
             }
-            if !pooler.acceptingWork {
+            if !pooler.acceptingClients {
                 fail(message: "pooler is shutting down", code: SQLState.adminShutdown)
                 return
             }
@@ -237,11 +238,17 @@ final class ClientConnection: Connection {
     private func forwardToServer() {
         loop: while !input.isEmpty && !closed {
             let bytes = input.readable
-            if passthroughRemaining > 0, let server {
+            if passthroughRemaining > 0 {
                 let take = min(passthroughRemaining, bytes.count)
-                server.forwardFromClient(UnsafeRawBufferPointer(rebasing: bytes[0..<take]))
+                // Without a server this is stray copy data being discarded.
+                server?.forwardFromClient(UnsafeRawBufferPointer(rebasing: bytes[0..<take]))
                 input.consume(take)
                 passthroughRemaining -= take
+                if passthroughRemaining == 0 && releaseAfterPassthrough, let server {
+                    server.flush()
+                    serverFinishedTransaction(server)
+                    return
+                }
                 continue
             }
             switch FrameScanner.scan(bytes, from: 0, maxPacketSize: maxPacketSize) {
@@ -249,7 +256,13 @@ final class ClientConnection: Connection {
                 fail(message: "bad packet header: length \(length)", code: SQLState.protocolViolation)
                 return
             case .incomplete(let header):
-                guard let header, let server, !inspected(header.type) else { break loop }
+                guard let header, !inspected(header.type) else { break loop }
+                guard let server else {
+                    guard TransactionTracker.isCopyStream(header.type) else { break loop }
+                    passthroughRemaining = header.end - bytes.count
+                    input.consume(bytes.count)
+                    continue
+                }
                 guard server.tracker.clientSent(header.type) == .forward else {
                     failInvalidMessage(header.type)
                     return
@@ -261,6 +274,11 @@ final class ClientConnection: Connection {
             case .frame(let frame):
                 guard let server else {
                     switch TransactionTracker.effect(of: frame.type) {
+                    case .forward where TransactionTracker.isCopyStream(frame.type):
+                        // Copy data after the server ended the COPY (it failed): the
+                        // server would ignore it, so it needs no server at all.
+                        input.consume(frame.end)
+                        continue
                     case .forward:
                         acquireServer()
                     case .terminate:
@@ -317,9 +335,16 @@ final class ClientConnection: Connection {
         processInput()
     }
 
-    /// The server answered the last request and is clean: hand it back.
+    /// The server answered the last request and is clean: hand it back, unless a
+    /// client frame is still half forwarded (e.g. CopyData after a failed COPY): the
+    /// rest of it must reach this server, so the release waits for its end.
     func serverFinishedTransaction(_ server: ServerConnection) {
         guard self.server === server else { return }
+        if passthroughRemaining > 0 {
+            releaseAfterPassthrough = true
+            return
+        }
+        releaseAfterPassthrough = false
         self.server = nil
         state = .idle
         pool?.serverReleased(server)
@@ -331,10 +356,12 @@ final class ClientConnection: Connection {
         server?.resumeReading()
     }
 
+    /// The server took what we forwarded: read the client again.
     func resumeReading() {
         if !wantsRead && state == .active {
             wantsRead = true
             updateInterest()
+            if !input.isEmpty { processInput() }
         }
     }
 

@@ -90,7 +90,7 @@ final class PoolRuntime {
 
     /// Opens as many server connections as waiting clients and min_pool_size need.
     func launchServers() {
-        guard pooler.acceptingWork, recentLoginFailure == nil else { return }
+        guard pooler.serversUsable, recentLoginFailure == nil else { return }
         let room = pooler.globalServerRoom(for: self)
         let count = state.serversToOpen(now: pooler.loop.now, extraDemand: welcomeWaiters.isEmpty ? 0 : 1, globalRoom: room)
         for _ in 0..<count { openServer() }
@@ -162,7 +162,7 @@ final class PoolRuntime {
     /// A server is clean: give it to the next waiting client or park it.
     func serverReleased(_ server: ServerConnection) {
         let now = pooler.loop.now
-        if server.closeWhenReleased || !pooler.acceptingWork
+        if server.closeWhenReleased || !pooler.serversUsable
             || (pooler.settings.serverLifetime > 0 && Double(now &- server.connectTime) / 1e6 >= pooler.settings.serverLifetime
                 && state.waiting.isEmpty) {
             server.terminate(reason: "server lifetime over or pool shutting down")

@@ -32,7 +32,11 @@ final class Pooler {
 
     enum Shutdown { case none, waitForServers, waitForClients, immediate }
     private(set) var shutdown: Shutdown = .none
-    var acceptingWork: Bool { shutdown == .none }
+    /// New logins are refused once any shutdown has begun.
+    var acceptingClients: Bool { shutdown == .none }
+    /// Servers keep serving connected clients during WAIT_FOR_CLIENTS; during
+    /// WAIT_FOR_SERVERS they close as soon as they are released.
+    var serversUsable: Bool { shutdown == .none || shutdown == .waitForClients }
 
     /// Bytes buffered toward a peer beyond which the other side stops reading.
     let backpressureLimit: Int

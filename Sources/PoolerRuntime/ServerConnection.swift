@@ -287,6 +287,11 @@ final class ServerConnection: Connection {
         }
     }
 
+    /// Everything forwarded from the client reached the server: read the client again.
+    override func outputDrained() {
+        client?.resumeReading()
+    }
+
     /// The client drained its output: read from the server again.
     func resumeReading() {
         if !wantsRead {
