@@ -108,7 +108,7 @@ final class AdminService {
                 connectTime: wall(client.connectTime), requestTime: wall(client.requestTime),
                 queryStart: client.state == .waiting ? wall(client.waitStart) : 0,
                 ptr: client.id, link: client.server?.id, remotePid: 0,
-                applicationName: client.applicationName, id: UInt64(client.id),
+                applicationName: client.applicationName, preparedStatements: client.statements.count, id: UInt64(client.id),
                 pktAvail: client.input.readableCount, sendAvail: client.output.readableCount,
                 hasBufferedData: !client.input.isEmpty || !client.output.isEmpty))
         }
@@ -128,7 +128,7 @@ final class AdminService {
                     localAddress: "127.0.0.1", localPort: 0,
                     connectTime: wall(server.connectTime), requestTime: wall(server.requestTime),
                     ptr: server.id, link: server.client?.id, remotePid: Int(server.backendProcessID),
-                    applicationName: "", id: UInt64(server.id),
+                    applicationName: "", preparedStatements: server.statementCache.count, id: UInt64(server.id),
                     pktAvail: server.input.readableCount, sendAvail: server.output.readableCount,
                     hasBufferedData: !server.input.isEmpty || !server.output.isEmpty))
             }

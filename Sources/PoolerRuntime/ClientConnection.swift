@@ -27,6 +27,10 @@ final class ClientConnection: Connection {
     let cancelKey: (processID: Int32, secretKey: Int32)
     private var passthroughRemaining = 0
     private var releaseAfterPassthrough = false
+    /// Session parameters this client set or asked for at startup.
+    var settings: SessionSettings
+    /// This client's protocol-level prepared statements (transaction/statement mode).
+    var statements = ClientStatements()
     private var closeReason = ""
 
     init(pooler: Pooler, fd: Int32, remote: SocketAddress, localPort: Int, isUnixSocket: Bool) {
@@ -36,6 +40,7 @@ final class ClientConnection: Connection {
             Int32(bitPattern: b.reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
         }
         cancelKey = (int32(random[0..<4]) & 0x7FFF_FFFF, int32(random[4..<8]))
+        settings = SessionSettings(extraTracked: pooler.settings.trackExtraParameters)
         super.init(pooler: pooler, fd: fd, remote: remote, localPort: localPort)
     }
 
@@ -214,11 +219,25 @@ final class ClientConnection: Connection {
         pool.welcomeClient(self)
     }
 
-    /// Login is complete: parameters, our own cancel key, ReadyForQuery.
+    /// Login is complete: parameters, our own cancel key, ReadyForQuery. The client's
+    /// own startup values win over the server's; servers are aligned to them on link.
     func sendWelcome(_ parameters: [(String, String)]) {
         guard !closed else { return }
         var writer = MessageWriter()
-        for (name, value) in parameters { writer.parameterStatus(name: name, value: value) }
+        for (name, value) in parameters { settings.reported(name: name, value: value) }
+        for (name, value) in startupParameters { settings.requested(name: name, value: value) }
+        var appName = applicationName
+        if pooler.settings.applicationNameAddHost && !isAdmin {
+            appName += " - \(isUnixSocket ? "unix" : remote.host):\(remote.port)"
+        }
+        if !appName.isEmpty { settings.requested(name: "application_name", value: appName) }
+        for (name, value) in parameters {
+            if !isAdmin, case .reported(let own)? = settings[name] {
+                writer.parameterStatus(name: name, value: own)
+            } else {
+                writer.parameterStatus(name: name, value: value)
+            }
+        }
         writer.backendKeyData(processID: cancelKey.processID, secretKey: cancelKey.secretKey)
         writer.readyForQuery(.idle)
         output.append(writer.bytes)
@@ -268,6 +287,7 @@ final class ClientConnection: Connection {
                     return
                 }
                 // Large frames we need not understand stream through as they arrive.
+                expectResponse(to: header.type, on: server)
                 server.forwardFromClient(bytes)
                 passthroughRemaining = header.end - bytes.count
                 input.consume(bytes.count)
@@ -299,10 +319,17 @@ final class ClientConnection: Connection {
                     failInvalidMessage(frame.type)
                     return
                 }
-                server.forwardFromClient(UnsafeRawBufferPointer(rebasing: bytes[0..<frame.end]))
+                let frameBytes = UnsafeRawBufferPointer(rebasing: bytes[0..<frame.end])
+                let payload = UnsafeRawBufferPointer(rebasing: bytes[frame.payloadStart..<frame.end])
+                if !forwardExtended(frame.type, frame: frameBytes, payload: payload, to: server) {
+                    expectResponse(to: frame.type, on: server)
+                    if frame.type == FrontendMessageID.query { noteSessionCommands(in: payload, on: server) }
+                    server.forwardFromClient(frameBytes)
+                }
                 input.consume(frame.end)
             }
         }
+        if !output.isEmpty { flush() }
         if let server {
             server.flush()
             let paused = server.output.readableCount > pooler.backpressureLimit
@@ -313,9 +340,16 @@ final class ClientConnection: Connection {
         }
     }
 
-    /// Frames that must arrive whole before anything is done with them.
+    /// Frames that must arrive whole before anything is done with them: Terminate, and
+    /// the extended-protocol messages that name prepared statements when the pooler
+    /// tracks them.
     private func inspected(_ type: UInt8) -> Bool {
-        type == FrontendMessageID.terminate
+        switch type {
+        case FrontendMessageID.terminate: return true
+        case FrontendMessageID.parse, FrontendMessageID.bind, FrontendMessageID.describe, FrontendMessageID.close:
+            return tracksPreparedStatements
+        default: return false
+        }
     }
 
     private func acquireServer() {
@@ -453,6 +487,7 @@ final class ClientConnection: Connection {
                 }
             }
         }
+        forgetAllStatements()
         pooler.clientClosed(self)
     }
 }

@@ -21,6 +21,8 @@ final class Pooler {
     private var poolOrder: [PoolKey] = []
     private var connectionCounter = 0
     lazy var admin = AdminService(pooler: self)
+    /// Distinct prepared statements of all clients on this loop.
+    var statementRegistry = PreparedStatementRegistry()
     let startTime = Int(time(nil))
     /// Per-database counters at the last two stats ticks; the avg_* columns are computed
     /// between them, as PgBouncer does.

@@ -15,6 +15,18 @@ final class ServerConnection: Connection {
     private var login: ServerLoginStateMachine
     private let startupParameters: [(String, String)]
     var tracker = TransactionTracker()
+    /// Responses expected back, to hide injected ones and place the pooler's own.
+    var responses = ResponseQueue()
+    /// Prepared statements this server has, by registry id.
+    var statementCache: ServerStatementCache
+    /// The session parameters in force on this server.
+    var settings: SessionSettings
+    /// Session commands of the client's current batch, applied at its ReadyForQuery
+    /// unless the batch failed.
+    var pendingCommands: [SessionCommand] = []
+    private var batchFailed = false
+    /// Bytes of a server frame being dropped piecewise (hidden response).
+    private var passthroughDrop = false
     weak var client: ClientConnection?
     var parameters: [(String, String)] = []
     var backendProcessID: Int32 = 0
@@ -26,7 +38,6 @@ final class ServerConnection: Connection {
     /// Frame being forwarded piecewise: bytes still to pass through untouched.
     private var passthroughRemaining = 0
     /// Bytes of traffic this server has forwarded (both directions), for stats.
-    private var inTransaction = false
     private var transactionStart: UInt64 = 0
     private var queryStart: UInt64 = 0
 
@@ -34,6 +45,8 @@ final class ServerConnection: Connection {
          startupParameters: [(String, String)]) {
         self.pool = pool
         self.login = ServerLoginStateMachine(user: user, credential: credential)
+        self.statementCache = ServerStatementCache(capacity: pool.pooler.settings.maxPreparedStatements)
+        self.settings = SessionSettings(extraTracked: pool.pooler.settings.trackExtraParameters)
         self.startupParameters = startupParameters
         super.init(pooler: pool.pooler, fd: fd, remote: remote, localPort: 0)
     }
@@ -112,6 +125,7 @@ final class ServerConnection: Connection {
             } else {
                 parameters.append((name, value))
             }
+            settings.reported(name: name, value: value)
         case .backendKey(let pid, let key):
             backendProcessID = pid
             backendSecretKey = key
@@ -133,6 +147,9 @@ final class ServerConnection: Connection {
 
     private func handleInternalQuery(type: UInt8, payload: UnsafeRawBufferPointer) {
         switch type {
+        case BackendMessageID.parameterStatus:
+            var reader = MessageReader(payload)
+            if let name = reader.cString(), let value = reader.cString() { settings.reported(name: name, value: value) }
         case BackendMessageID.errorResponse:
             let fields = ErrorFields.parse(payload)
             if state == .connectQuery {
@@ -149,6 +166,7 @@ final class ServerConnection: Connection {
             if state == .connectQuery {
                 loginComplete()
             } else {
+                forgetSession(for: SessionCommandScanner.scan(pooler.settings.serverResetQuery))
                 state = .idle
                 pool.serverReleased(self)
             }
@@ -186,14 +204,34 @@ final class ServerConnection: Connection {
         }
     }
 
-    /// Called by the pool when it links this server to a client.
+    /// Called by the pool when it links this server to a client: the server takes on
+    /// the client's session parameters first, hidden from the client.
     func linked(to client: ClientConnection) {
         self.client = client
         state = .active
         passthroughRemaining = 0
+        passthroughDrop = false
+        responses.removeAll()
+        pendingCommands.removeAll()
+        batchFailed = false
         transactionStart = pooler.loop.now
         queryStart = pooler.loop.now
-        inTransaction = false
+        if let statements = SessionSettings.alignment(server: settings, client: client.settings) {
+            var writer = MessageWriter()
+            writer.query(statements.joined(separator: "; "))
+            output.append(writer.bytes)
+            _ = tracker.clientSent(FrontendMessageID.query)
+            responses.append(.hiddenQuery)
+            settings.aligned(to: client.settings)
+        }
+    }
+
+    /// What DISCARD ALL / RESET ALL / DEALLOCATE ALL did to this server's session.
+    func forgetSession(for commands: [SessionCommand]) {
+        for command in commands {
+            settings.apply(command)
+            if command == .discardAll || command == .deallocateAll { statementCache.removeAll() }
+        }
     }
 
     /// Parks the server as idle after the pool took it back.
@@ -216,7 +254,8 @@ final class ServerConnection: Connection {
         flush()
     }
 
-    /// Forwards what the server sent to the linked client, watching ReadyForQuery.
+    /// Forwards what the server sent to the linked client, watching ReadyForQuery and
+    /// the responses the pooler must hide or add.
     private func forwardToClient() {
         guard let client, !client.closed else {
             close(reason: "client gone")
@@ -228,41 +267,65 @@ final class ServerConnection: Connection {
             let bytes = input.readable
             if passthroughRemaining > 0 {
                 let take = min(passthroughRemaining, bytes.count)
-                client.output.append(UnsafeRawBufferPointer(rebasing: bytes[0..<take]))
+                if !passthroughDrop { client.output.append(UnsafeRawBufferPointer(rebasing: bytes[0..<take])) }
                 input.consume(take)
                 passthroughRemaining -= take
                 continue
             }
             switch FrameScanner.scan(bytes, from: 0, maxPacketSize: limit) {
             case .frame(let frame):
-                if frame.type == BackendMessageID.readyForQuery {
+                let type = frame.type
+                let hidden = responses.inHiddenQuery
+                let forward = responses.serverSent(type) == .forward
+                switch type {
+                case BackendMessageID.readyForQuery:
                     let status = TransactionStatus(rawValue: bytes[frame.payloadStart]) ?? .failed
-                    if pool.mode == .statement && status != .idle {
+                    if !hidden && pool.mode == .statement && status != .idle {
                         // The client must not see its transaction block start.
                         client.statementModeViolation()
                         close(reason: "transaction blocks not allowed in statement pooling mode")
                         return
                     }
-                    client.output.append(UnsafeRawBufferPointer(rebasing: bytes[0..<frame.end]))
-                    pool.stats.bytesSent += UInt64(frame.end)
+                    if forward { client.output.append(UnsafeRawBufferPointer(rebasing: bytes[0..<frame.end])) }
                     input.consume(frame.end)
-                    if readyForQuery(status) { released = true }
-                } else {
+                    if !hidden { batchFinished(client) }
+                    if readyForQuery(status, counted: !hidden) { released = true }
+                case BackendMessageID.parameterStatus:
+                    var reader = MessageReader(UnsafeRawBufferPointer(rebasing: bytes[frame.payloadStart..<frame.end]))
+                    if let name = reader.cString(), let value = reader.cString() {
+                        settings.reported(name: name, value: value)
+                        client.settings.reported(name: name, value: value)
+                    }
                     client.output.append(UnsafeRawBufferPointer(rebasing: bytes[0..<frame.end]))
-                    pool.stats.bytesSent += UInt64(frame.end)
+                    input.consume(frame.end)
+                default:
+                    if type == BackendMessageID.errorResponse {
+                        if hidden {
+                            let fields = ErrorFields.parse(UnsafeRawBufferPointer(rebasing: bytes[frame.payloadStart..<frame.end]))
+                            pooler.log.warning("\(logPrefix) setting session parameters failed: \(fields.message)")
+                        } else {
+                            batchFailed = true
+                        }
+                    }
+                    if forward { client.output.append(UnsafeRawBufferPointer(rebasing: bytes[0..<frame.end])) }
                     input.consume(frame.end)
                 }
+                if forward { pool.stats.bytesSent += UInt64(frame.end) }
+                emitDueResponses(to: client)
             case .incomplete(let header):
                 // Stream big frames through instead of buffering them whole; the few
-                // frames we inspect (ReadyForQuery) are tiny.
-                if let header, header.type != BackendMessageID.readyForQuery, bytes.count >= 5 {
+                // frames we inspect (ReadyForQuery, ParameterStatus) are small.
+                guard let header, header.type != BackendMessageID.readyForQuery,
+                      header.type != BackendMessageID.parameterStatus else { break loop }
+                if header.type == BackendMessageID.errorResponse && !responses.inHiddenQuery { batchFailed = true }
+                passthroughDrop = responses.serverSent(header.type) == .drop
+                if !passthroughDrop {
                     client.output.append(bytes)
                     pool.stats.bytesSent += UInt64(bytes.count)
-                    passthroughRemaining = header.end - bytes.count
-                    input.consume(bytes.count)
-                    continue
                 }
-                break loop
+                passthroughRemaining = header.end - bytes.count
+                input.consume(bytes.count)
+                emitDueResponses(to: client)
             case .invalidLength:
                 client.serverFailed(message: "server conn crashed?")
                 close(reason: "bad packet length from server")
@@ -276,6 +339,31 @@ final class ServerConnection: Connection {
         } else {
             applyBackpressure(client: client)
         }
+    }
+
+    /// Sends the client the responses the pooler produced that are now due, and forgets
+    /// statements whose Parse did not happen.
+    private func emitDueResponses(to client: ClientConnection) {
+        while let bytes = responses.nextDueSynthetic() { client.output.append(bytes) }
+        for failed in responses.takeFailedStatements() {
+            statementCache.remove(failed.statement)
+            if failed.clientVisible { client.statementFailed(failed.statement) }
+        }
+    }
+
+    /// A client batch (Query or Sync) ended: its session commands take effect unless it failed.
+    private func batchFinished(_ client: ClientConnection) {
+        if !pendingCommands.isEmpty {
+            if !batchFailed {
+                for command in pendingCommands {
+                    client.settings.apply(command)
+                    if command == .discardAll || command == .deallocateAll { client.forgetAllStatements() }
+                }
+                forgetSession(for: pendingCommands)
+            }
+            pendingCommands.removeAll()
+        }
+        batchFailed = false
     }
 
     /// Stops reading the server while the client cannot keep up.
@@ -302,8 +390,9 @@ final class ServerConnection: Connection {
     }
 
     /// Returns true when the server is clean and may be released (transaction/statement mode).
-    private func readyForQuery(_ status: TransactionStatus) -> Bool {
+    private func readyForQuery(_ status: TransactionStatus, counted: Bool) -> Bool {
         let now = pooler.loop.now
+        guard counted else { return tracker.serverReady(status) && pool.mode != .session }
         pool.stats.queryCount += 1
         pool.stats.queryTime += now &- queryStart
         queryStart = now
@@ -347,6 +436,11 @@ final class ServerConnection: Connection {
     func forwardFromClient(_ bytes: UnsafeRawBufferPointer) {
         output.append(bytes)
         pool.stats.bytesReceived += UInt64(bytes.count)
+    }
+
+    /// A message the pooler built (rewritten or injected) on the client's behalf.
+    func forwardFromClient(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { forwardFromClient($0) }
     }
 
     /// Sends Terminate and closes (pool shrinking, lifetime).

@@ -1,0 +1,249 @@
+/// A session-level command found in a client's query text.
+public enum SessionCommand: Equatable, Sendable {
+    /// `SET [SESSION] name { TO | = } value`, `SET TIME ZONE value`, or
+    /// `SELECT set_config('name', 'value', false)`; `value` is SQL text to replay
+    /// as `SET name TO value`. Names are lowercased.
+    case set(name: String, value: String)
+    /// `RESET name` or `SET name TO DEFAULT`.
+    case reset(name: String)
+    case resetAll
+    /// `DISCARD ALL`: settings and prepared statements go.
+    case discardAll
+    /// `DEALLOCATE ALL` / `DEALLOCATE PREPARE ALL`.
+    case deallocateAll
+}
+
+/// Finds SET/RESET/set_config/DISCARD/DEALLOCATE at the start of each statement of a
+/// query, without a SQL parser: statements are split on semicolons outside quotes and
+/// comments, and only a statement's leading words are looked at. `SET LOCAL` and
+/// `SET TRANSACTION` last one transaction and are ignored.
+public enum SessionCommandScanner {
+    public static func scan(_ text: String) -> [SessionCommand] {
+        var commands: [SessionCommand] = []
+        for statement in statements(Array(text.utf8)) {
+            if let command = classify(statement) { commands.append(command) }
+        }
+        return commands
+    }
+
+    /// Cheap pre-check on raw bytes so ordinary queries cost one or two comparisons.
+    public static func mightContainSessionCommand(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var i = 0
+        for _ in 0..<2 { // a statement may start after a comment or whitespace
+            while i < bytes.count, isSpace(bytes[i]) { i += 1 }
+            if i + 1 < bytes.count, bytes[i] == UInt8(ascii: "-"), bytes[i + 1] == UInt8(ascii: "-") {
+                while i < bytes.count, bytes[i] != UInt8(ascii: "\n") { i += 1 }
+                continue
+            }
+            break
+        }
+        guard i < bytes.count else { return false }
+        switch bytes[i] | 0x20 {
+        case UInt8(ascii: "s"), UInt8(ascii: "r"), UInt8(ascii: "d"), UInt8(ascii: "/"): return true
+        default: return containsSemicolon(bytes)
+        }
+    }
+
+    private static func containsSemicolon(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        bytes.contains(UInt8(ascii: ";"))
+    }
+
+    private static func isSpace(_ b: UInt8) -> Bool {
+        b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D || b == 0x0C
+    }
+
+    /// Splits on `;` outside quotes, identifiers, dollar quotes and comments; comments dropped.
+    static func statements(_ bytes: [UInt8]) -> [[UInt8]] {
+        var result: [[UInt8]] = []
+        var current: [UInt8] = []
+        var i = 0
+        let n = bytes.count
+        while i < n {
+            let b = bytes[i]
+            if b == UInt8(ascii: "'") || b == UInt8(ascii: "\"") {
+                let quote = b
+                current.append(b); i += 1
+                while i < n {
+                    current.append(bytes[i])
+                    if bytes[i] == quote {
+                        if i + 1 < n && bytes[i + 1] == quote { current.append(bytes[i + 1]); i += 2; continue }
+                        i += 1
+                        break
+                    }
+                    i += 1
+                }
+                continue
+            }
+            if b == UInt8(ascii: "-") && i + 1 < n && bytes[i + 1] == UInt8(ascii: "-") {
+                while i < n && bytes[i] != UInt8(ascii: "\n") { i += 1 }
+                current.append(0x20)
+                continue
+            }
+            if b == UInt8(ascii: "/") && i + 1 < n && bytes[i + 1] == UInt8(ascii: "*") {
+                i += 2
+                while i + 1 < n && !(bytes[i] == UInt8(ascii: "*") && bytes[i + 1] == UInt8(ascii: "/")) { i += 1 }
+                i += 2
+                current.append(0x20)
+                continue
+            }
+            if b == UInt8(ascii: "$") {
+                // Dollar quote: $tag$ ... $tag$
+                var j = i + 1
+                while j < n && (isIdentifierByte(bytes[j])) && bytes[j] != UInt8(ascii: "$") { j += 1 }
+                if j < n && bytes[j] == UInt8(ascii: "$") {
+                    let tag = Array(bytes[i...j])
+                    current.append(contentsOf: tag)
+                    i = j + 1
+                    while i < n {
+                        if bytes[i] == UInt8(ascii: "$") && i + tag.count <= n && Array(bytes[i..<i + tag.count]) == tag {
+                            current.append(contentsOf: tag)
+                            i += tag.count
+                            break
+                        }
+                        current.append(bytes[i]); i += 1
+                    }
+                    continue
+                }
+            }
+            if b == UInt8(ascii: ";") {
+                result.append(current)
+                current = []
+                i += 1
+                continue
+            }
+            current.append(b)
+            i += 1
+        }
+        result.append(current)
+        return result
+    }
+
+    private static func isIdentifierByte(_ b: UInt8) -> Bool {
+        (b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z")) || (b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z"))
+            || (b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9")) || b == UInt8(ascii: "_") || b >= 0x80
+    }
+
+    /// Tokenizer over one statement: words, quoted identifiers, and single punctuation.
+    private struct Tokens {
+        let bytes: [UInt8]
+        var i = 0
+
+        mutating func skipSpace() {
+            while i < bytes.count && SessionCommandScanner.isSpace(bytes[i]) { i += 1 }
+        }
+
+        /// Next word (lowercased) or quoted identifier (as written), or a punctuation byte.
+        mutating func next() -> String? {
+            skipSpace()
+            guard i < bytes.count else { return nil }
+            let b = bytes[i]
+            if b == UInt8(ascii: "\"") {
+                var j = i + 1
+                var name: [UInt8] = []
+                while j < bytes.count {
+                    if bytes[j] == UInt8(ascii: "\"") {
+                        if j + 1 < bytes.count && bytes[j + 1] == UInt8(ascii: "\"") { name.append(bytes[j]); j += 2; continue }
+                        break
+                    }
+                    name.append(bytes[j]); j += 1
+                }
+                i = j + 1
+                return String(decoding: name, as: UTF8.self)
+            }
+            if SessionCommandScanner.isIdentifierByte(b) || b == UInt8(ascii: ".") {
+                var j = i
+                while j < bytes.count && (SessionCommandScanner.isIdentifierByte(bytes[j]) || bytes[j] == UInt8(ascii: ".")) { j += 1 }
+                defer { i = j }
+                return String(decoding: bytes[i..<j], as: UTF8.self).lowercased()
+            }
+            i += 1
+            return String(UnicodeScalar(b))
+        }
+
+        /// The rest of the statement, trimmed.
+        mutating func rest() -> String {
+            skipSpace()
+            var end = bytes.count
+            while end > i && SessionCommandScanner.isSpace(bytes[end - 1]) { end -= 1 }
+            defer { i = bytes.count }
+            return String(decoding: bytes[i..<end], as: UTF8.self)
+        }
+
+        /// A single-quoted string literal's contents.
+        mutating func stringLiteral() -> String? {
+            skipSpace()
+            guard i < bytes.count, bytes[i] == UInt8(ascii: "'") else { return nil }
+            var j = i + 1
+            var value: [UInt8] = []
+            while j < bytes.count {
+                if bytes[j] == UInt8(ascii: "'") {
+                    if j + 1 < bytes.count && bytes[j + 1] == UInt8(ascii: "'") { value.append(bytes[j]); j += 2; continue }
+                    i = j + 1
+                    return String(decoding: value, as: UTF8.self)
+                }
+                value.append(bytes[j]); j += 1
+            }
+            return nil
+        }
+    }
+
+    static func classify(_ statement: [UInt8]) -> SessionCommand? {
+        var tokens = Tokens(bytes: statement)
+        guard let first = tokens.next() else { return nil }
+        switch first {
+        case "set":
+            guard var name = tokens.next() else { return nil }
+            if name == "local" || name == "transaction" { return nil }
+            if name == "session" {
+                guard let next = tokens.next() else { return nil }
+                if next == "characteristics" || next == "authorization" { return nil }
+                name = next
+            }
+            if name == "time" {
+                guard tokens.next() == "zone" else { return nil }
+                let value = tokens.rest()
+                if value.lowercased() == "default" || value.lowercased() == "local" { return .reset(name: "timezone") }
+                return value.isEmpty ? nil : .set(name: "timezone", value: value)
+            }
+            if name == "role" || name == "session_authorization" || name == "names" || name == "schema" || name == "xml" {
+                // Forms with their own grammar; not replayable as `SET name TO value`.
+                return nil
+            }
+            guard let op = tokens.next(), op == "=" || op == "to" else { return nil }
+            let value = tokens.rest()
+            if value.isEmpty { return nil }
+            if value.lowercased() == "default" { return .reset(name: name.lowercased()) }
+            return .set(name: name.lowercased(), value: value)
+        case "reset":
+            guard let name = tokens.next() else { return nil }
+            if name == "all" { return .resetAll }
+            if name == "session" || name == "role" { return nil }
+            return .reset(name: name.lowercased())
+        case "discard":
+            return tokens.next() == "all" ? .discardAll : nil
+        case "deallocate":
+            var word = tokens.next()
+            if word == "prepare" { word = tokens.next() }
+            return word == "all" ? .deallocateAll : nil
+        case "select":
+            guard tokens.next() == "set_config", tokens.next() == "(",
+                  let name = tokens.stringLiteral(), tokens.next() == ",",
+                  let value = tokens.stringLiteral(), tokens.next() == ",",
+                  tokens.next() == "false", tokens.next() == ")", tokens.next() == nil else { return nil }
+            return .set(name: name.lowercased(), value: quoteLiteral(value))
+        default:
+            return nil
+        }
+    }
+
+    /// A value as a SQL string literal.
+    public static func quoteLiteral(_ value: String) -> String {
+        var result = "'"
+        for character in value {
+            if character == "'" { result.append("'") }
+            result.append(character)
+        }
+        result.append("'")
+        return result
+    }
+}

@@ -1,0 +1,87 @@
+/// The session parameters a client believes are in force, or a server has in force,
+/// so a server can be brought in line with each client it is linked to.
+///
+/// Parameters PostgreSQL reports (ParameterStatus) are tracked by their reported
+/// value; others (search_path before PostgreSQL 18, custom GUCs) by the SQL text of
+/// the client's own SET, found by `SessionCommandScanner`.
+public struct SessionSettings: Equatable, Sendable {
+    public enum Value: Equatable, Sendable {
+        /// A reported value, as ParameterStatus carries it.
+        case reported(String)
+        /// SQL text from a SET statement, replayed as is.
+        case sql(String)
+
+        public var sqlText: String {
+            switch self {
+            case .reported(let value): return SessionCommandScanner.quoteLiteral(value)
+            case .sql(let text): return text
+            }
+        }
+    }
+
+    /// Lowercased parameter name → value. A missing non-reported key means "server default".
+    public private(set) var values: [String: Value] = [:]
+    /// Lowercased names of the reported parameters being tracked.
+    public let tracked: Set<String>
+
+    /// PgBouncer's fixed set; `track_extra_parameters` adds to it.
+    public static let alwaysTracked: Set<String> = [
+        "client_encoding", "datestyle", "timezone", "intervalstyle", "standard_conforming_strings", "application_name",
+    ]
+
+    public init(extraTracked: [String] = []) {
+        tracked = Self.alwaysTracked.union(extraTracked.map { $0.lowercased() })
+    }
+
+    public subscript(name: String) -> Value? { values[name.lowercased()] }
+
+    /// A ParameterStatus the server sent (only tracked names are kept).
+    public mutating func reported(name: String, value: String) {
+        let key = name.lowercased()
+        guard tracked.contains(key) else { return }
+        values[key] = .reported(value)
+    }
+
+    /// A value the client asked for in its startup packet.
+    public mutating func requested(name: String, value: String) {
+        let key = name.lowercased()
+        guard tracked.contains(key) else { return }
+        values[key] = .reported(value)
+    }
+
+    /// A session command that took effect. Reported parameters are left to the
+    /// ParameterStatus the server sends for them.
+    public mutating func apply(_ command: SessionCommand) {
+        switch command {
+        case .set(let name, let value):
+            if !tracked.contains(name) { values[name] = .sql(value) }
+        case .reset(let name):
+            if !tracked.contains(name) { values[name] = nil }
+        case .resetAll, .discardAll:
+            for key in values.keys where !tracked.contains(key) { values[key] = nil }
+        case .deallocateAll:
+            break
+        }
+    }
+
+    /// Statements that make a server with `server` settings match `client`'s, or nil.
+    public static func alignment(server: SessionSettings, client: SessionSettings) -> [String]? {
+        var statements: [String] = []
+        for key in client.values.keys.sorted() {
+            let wanted = client.values[key]!
+            if server.values[key]?.sqlText != wanted.sqlText {
+                statements.append("SET \(key) TO \(wanted.sqlText)")
+            }
+        }
+        for key in server.values.keys.sorted() where client.values[key] == nil && !client.tracked.contains(key) {
+            statements.append("RESET \(key)")
+        }
+        return statements.isEmpty ? nil : statements
+    }
+
+    /// Records that `alignment(server:client:)` ran on this server.
+    public mutating func aligned(to client: SessionSettings) {
+        for (key, value) in client.values { values[key] = value }
+        for key in values.keys where client.values[key] == nil && !tracked.contains(key) { values[key] = nil }
+    }
+}

@@ -1,0 +1,159 @@
+import PoolerCore
+import PoolerWire
+
+/// Protocol-level prepared statements in transaction and statement mode: a client's
+/// named statements map to pooler-wide server names; a server that lacks one gets the
+/// Parse injected before the client's Bind/Describe, with its ParseComplete hidden; Parse
+/// of a statement the server has, and Close, are answered by the pooler in order.
+extension ClientConnection {
+    static let parseComplete: [UInt8] = [BackendMessageID.parseComplete, 0, 0, 0, 4]
+    static let closeComplete: [UInt8] = [BackendMessageID.closeComplete, 0, 0, 0, 4]
+
+    var tracksPreparedStatements: Bool {
+        guard let pool else { return false }
+        return pool.mode != .session && pooler.settings.maxPreparedStatements > 0
+    }
+
+    /// Records the response a forwarded message of `type` will get.
+    func expectResponse(to type: UInt8, on server: ServerConnection) {
+        switch type {
+        case FrontendMessageID.parse: server.responses.append(.parse(statement: nil))
+        case FrontendMessageID.bind: server.responses.append(.bind)
+        case FrontendMessageID.describe: server.responses.append(.describe)
+        case FrontendMessageID.close: server.responses.append(.close)
+        case FrontendMessageID.execute: server.responses.append(.execute)
+        case FrontendMessageID.sync: server.responses.append(.sync)
+        case FrontendMessageID.query, FrontendMessageID.functionCall: server.responses.append(.query)
+        default: break
+        }
+    }
+
+    /// SET/RESET/DISCARD in the client's query text take effect at its ReadyForQuery.
+    func noteSessionCommands(in queryPayload: UnsafeRawBufferPointer, on server: ServerConnection) {
+        guard SessionCommandScanner.mightContainSessionCommand(queryPayload) else { return }
+        var reader = MessageReader(queryPayload)
+        guard let text = reader.cString() else { return }
+        server.pendingCommands.append(contentsOf: SessionCommandScanner.scan(text))
+    }
+
+    /// Handles Parse/Bind/Describe/Close that name statements; false means "forward as is".
+    func forwardExtended(_ type: UInt8, frame: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer,
+                         to server: ServerConnection) -> Bool {
+        switch type {
+        case FrontendMessageID.parse:
+            var reader = MessageReader(payload)
+            let name = reader.cString() ?? ""
+            noteSessionCommands(in: UnsafeRawBufferPointer(rebasing: payload[reader.offset...]), on: server)
+            pool?.stats.serverParseCount += name.isEmpty || !tracksPreparedStatements ? 1 : 0
+            guard tracksPreparedStatements, !name.isEmpty else { return false }
+            pool?.stats.clientParseCount += 1
+            let body = reader.rest()
+            let id = pooler.statementRegistry.retain(body: body)
+            if let previous = statements.set(name, to: id) { pooler.statementRegistry.release(previous) }
+            if server.statementCache.contains(id) {
+                server.statementCache.touch(id)
+                emitOwnResponse(Self.parseComplete, server: server)
+            } else {
+                evictIfNeeded(adding: id, on: server)
+                sendParse(id: id, body: body, to: server)
+                server.responses.append(.parse(statement: id))
+            }
+            return true
+        case FrontendMessageID.bind:
+            pool?.stats.bindCount += 1
+            guard tracksPreparedStatements else { return false }
+            var reader = MessageReader(payload)
+            guard let portal = reader.cString(), let name = reader.cString(), !name.isEmpty,
+                  let id = statements[name] else { return false }
+            prepare(id, on: server)
+            var writer = MessageWriter(reservingCapacity: payload.count + 16)
+            writer.begin(FrontendMessageID.bind)
+            writer.cString(portal)
+            writer.cString(PreparedStatement.serverName(id))
+            writer.raw(UnsafeRawBufferPointer(rebasing: payload[reader.offset...]))
+            writer.end()
+            server.forwardFromClient(writer.bytes)
+            server.responses.append(.bind)
+            return true
+        case FrontendMessageID.describe:
+            guard tracksPreparedStatements else { return false }
+            var reader = MessageReader(payload)
+            guard reader.uint8() == UInt8(ascii: "S"), let name = reader.cString(), !name.isEmpty,
+                  let id = statements[name] else { return false }
+            prepare(id, on: server)
+            var writer = MessageWriter()
+            writer.begin(FrontendMessageID.describe)
+            writer.byte(UInt8(ascii: "S"))
+            writer.cString(PreparedStatement.serverName(id))
+            writer.end()
+            server.forwardFromClient(writer.bytes)
+            server.responses.append(.describe)
+            return true
+        case FrontendMessageID.close:
+            guard tracksPreparedStatements else { return false }
+            var reader = MessageReader(payload)
+            guard reader.uint8() == UInt8(ascii: "S"), let name = reader.cString(), !name.isEmpty else { return false }
+            // Servers keep the statement for other clients; only this client's name goes.
+            if let id = statements.remove(name) { pooler.statementRegistry.release(id) }
+            emitOwnResponse(Self.closeComplete, server: server)
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// Makes sure `server` has statement `id`, injecting a hidden Parse if not.
+    private func prepare(_ id: Int, on server: ServerConnection) {
+        if server.statementCache.contains(id) {
+            server.statementCache.touch(id)
+            return
+        }
+        guard let statement = pooler.statementRegistry.statement(id) else { return }
+        evictIfNeeded(adding: id, on: server)
+        sendParse(id: id, body: statement.body, to: server)
+        server.responses.append(.hiddenParse(statement: id))
+    }
+
+    private func sendParse(id: Int, body: [UInt8], to server: ServerConnection) {
+        var writer = MessageWriter(reservingCapacity: body.count + 32)
+        writer.begin(FrontendMessageID.parse)
+        writer.cString(PreparedStatement.serverName(id))
+        writer.raw(body)
+        writer.end()
+        server.forwardFromClient(writer.bytes)
+        pool?.stats.serverParseCount += 1
+    }
+
+    /// Adds `id` to the server's cache, closing the least recently used statement when full.
+    private func evictIfNeeded(adding id: Int, on server: ServerConnection) {
+        guard let evicted = server.statementCache.insert(id) else { return }
+        var writer = MessageWriter()
+        writer.begin(FrontendMessageID.close)
+        writer.byte(UInt8(ascii: "S"))
+        writer.cString(PreparedStatement.serverName(evicted))
+        writer.end()
+        server.forwardFromClient(writer.bytes)
+        server.responses.append(.hiddenClose)
+    }
+
+    /// A response the pooler gives itself, after everything the server still owes.
+    private func emitOwnResponse(_ bytes: [UInt8], server: ServerConnection) {
+        if server.responses.isEmpty {
+            output.append(bytes)
+        } else {
+            server.responses.append(.synthetic(bytes))
+        }
+    }
+
+    /// The client's Parse of statement `id` failed (or was skipped): the name is gone.
+    func statementFailed(_ id: Int) {
+        for (name, mapped) in statements.byName where mapped == id {
+            _ = statements.remove(name)
+            pooler.statementRegistry.release(id)
+        }
+    }
+
+    func forgetAllStatements() {
+        for id in statements.removeAll() { pooler.statementRegistry.release(id) }
+    }
+}
