@@ -19,7 +19,7 @@ public struct SessionSettings: Equatable, Sendable {
         }
     }
 
-    /// Lowercased parameter name → value. A missing non-reported key means "server default".
+    /// Lowercased parameter name → value. A missing key means "server default".
     public private(set) var values: [String: Value] = [:]
     /// Lowercased names of the reported parameters being tracked.
     public let tracked: Set<String>
@@ -49,19 +49,25 @@ public struct SessionSettings: Equatable, Sendable {
         values[key] = .reported(value)
     }
 
-    /// A session command that took effect. Reported parameters are left to the
-    /// ParameterStatus the server sends for them.
+    /// A session command that took effect. A parameter the server reports (it has a
+    /// ParameterStatus value) is left to the ParameterStatus the server sends for it;
+    /// others (search_path before PostgreSQL 18, custom GUCs) are kept as SQL text.
     public mutating func apply(_ command: SessionCommand) {
         switch command {
         case .set(let name, let value):
-            if !tracked.contains(name) { values[name] = .sql(value) }
+            if !isReported(name) { values[name] = .sql(value) }
         case .reset(let name):
-            if !tracked.contains(name) { values[name] = nil }
+            if !isReported(name) { values[name] = nil }
         case .resetAll, .discardAll:
-            for key in values.keys where !tracked.contains(key) { values[key] = nil }
+            for (key, value) in values { if case .sql = value { values[key] = nil } }
         case .deallocateAll:
             break
         }
+    }
+
+    private func isReported(_ name: String) -> Bool {
+        if case .reported? = values[name] { return true }
+        return false
     }
 
     /// Statements that make a server with `server` settings match `client`'s, or nil.
@@ -73,8 +79,8 @@ public struct SessionSettings: Equatable, Sendable {
                 statements.append("SET \(key) TO \(wanted.sqlText)")
             }
         }
-        for key in server.values.keys.sorted() where client.values[key] == nil && !client.tracked.contains(key) {
-            statements.append("RESET \(key)")
+        for key in server.values.keys.sorted() where client.values[key] == nil {
+            if case .sql? = server.values[key] { statements.append("RESET \(key)") }
         }
         return statements.isEmpty ? nil : statements
     }
@@ -82,6 +88,8 @@ public struct SessionSettings: Equatable, Sendable {
     /// Records that `alignment(server:client:)` ran on this server.
     public mutating func aligned(to client: SessionSettings) {
         for (key, value) in client.values { values[key] = value }
-        for key in values.keys where client.values[key] == nil && !tracked.contains(key) { values[key] = nil }
+        for (key, value) in values where client.values[key] == nil {
+            if case .sql = value { values[key] = nil }
+        }
     }
 }

@@ -1,0 +1,92 @@
+import Testing
+import PoolerWire
+@testable import PoolerCore
+
+@Suite struct ResponseQueueTests {
+    let parseComplete = BackendMessageID.parseComplete
+    let bindComplete = BackendMessageID.bindComplete
+    let ready = BackendMessageID.readyForQuery
+
+    @Test func hiddenParseCompleteIsDropped() {
+        var q = ResponseQueue()
+        q.append(.hiddenParse(statement: 7))
+        q.append(.bind)
+        q.append(.execute)
+        q.append(.sync)
+        #expect(q.serverSent(parseComplete) == .drop)
+        #expect(q.serverSent(bindComplete) == .forward)
+        #expect(q.serverSent(BackendMessageID.dataRow) == .forward)
+        #expect(q.serverSent(BackendMessageID.commandComplete) == .forward)
+        #expect(q.serverSent(ready) == .forward)
+        #expect(q.isEmpty)
+    }
+
+    @Test func syntheticResponseWaitsForEarlierOnes() {
+        var q = ResponseQueue()
+        q.append(.bind)
+        q.append(.synthetic([1, 2]))
+        q.append(.sync)
+        #expect(q.nextDueSynthetic() == nil)
+        #expect(q.serverSent(bindComplete) == .forward)
+        #expect(q.nextDueSynthetic() == [1, 2])
+        #expect(q.nextDueSynthetic() == nil)
+        #expect(q.serverSent(ready) == .forward)
+        #expect(q.isEmpty)
+    }
+
+    @Test func extendedErrorSkipsToSyncAndReportsFailedParses() {
+        var q = ResponseQueue()
+        q.append(.parse(statement: 3))
+        q.append(.hiddenParse(statement: 4))
+        q.append(.bind)
+        q.append(.synthetic([9]))
+        q.append(.sync)
+        #expect(q.serverSent(BackendMessageID.errorResponse) == .forward)
+        // Nothing the server skipped comes out, the synthetic response included.
+        #expect(q.nextDueSynthetic() == nil)
+        #expect(q.serverSent(ready) == .forward)
+        #expect(q.isEmpty)
+        let failed = q.takeFailedStatements()
+        #expect(failed.map(\.statement) == [3, 4])
+        #expect(failed.map(\.clientVisible) == [true, false])
+    }
+
+    @Test func simpleQueryErrorIsPartOfTheResponse() {
+        var q = ResponseQueue()
+        q.append(.query)
+        q.append(.query)
+        #expect(q.serverSent(BackendMessageID.rowDescription) == .forward)
+        #expect(q.serverSent(BackendMessageID.errorResponse) == .forward)
+        #expect(q.count == 2)
+        #expect(q.serverSent(ready) == .forward)
+        #expect(q.count == 1)
+    }
+
+    @Test func hiddenQueryIsSwallowedButParameterStatusPasses() {
+        var q = ResponseQueue()
+        q.append(.hiddenQuery)
+        q.append(.query)
+        #expect(q.inHiddenQuery)
+        #expect(q.serverSent(BackendMessageID.commandComplete) == .drop)
+        #expect(q.serverSent(BackendMessageID.parameterStatus) == .forward)
+        #expect(q.serverSent(ready) == .drop)
+        #expect(!q.inHiddenQuery)
+        #expect(q.serverSent(BackendMessageID.commandComplete) == .forward)
+        #expect(q.serverSent(ready) == .forward)
+        #expect(q.isEmpty)
+    }
+
+    @Test func hiddenCloseAndDescribe() {
+        var q = ResponseQueue()
+        q.append(.hiddenClose)
+        q.append(.describe)
+        q.append(.close)
+        q.append(.sync)
+        #expect(q.serverSent(BackendMessageID.closeComplete) == .drop)
+        #expect(q.serverSent(BackendMessageID.parameterDescription) == .forward)
+        #expect(q.serverSent(BackendMessageID.noData) == .forward)
+        #expect(q.serverSent(BackendMessageID.closeComplete) == .forward)
+        #expect(q.serverSent(ready) == .forward)
+        #expect(q.isEmpty)
+    }
+}

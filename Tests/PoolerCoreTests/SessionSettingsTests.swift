@@ -1,0 +1,80 @@
+import Testing
+@testable import PoolerCore
+
+@Suite struct SessionCommandScannerTests {
+    @Test func recognisesSessionCommands() {
+        #expect(SessionCommandScanner.scan("SET search_path TO a, public") == [.set(name: "search_path", value: "a, public")])
+        #expect(SessionCommandScanner.scan("set SESSION statement_timeout = '5s';") == [.set(name: "statement_timeout", value: "'5s'")])
+        #expect(SessionCommandScanner.scan("SET TIME ZONE 'UTC'") == [.set(name: "timezone", value: "'UTC'")])
+        #expect(SessionCommandScanner.scan("SET work_mem TO DEFAULT") == [.reset(name: "work_mem")])
+        #expect(SessionCommandScanner.scan("RESET search_path") == [.reset(name: "search_path")])
+        #expect(SessionCommandScanner.scan("RESET ALL") == [.resetAll])
+        #expect(SessionCommandScanner.scan("DISCARD ALL") == [.discardAll])
+        #expect(SessionCommandScanner.scan("DEALLOCATE PREPARE ALL") == [.deallocateAll])
+        #expect(SessionCommandScanner.scan("SELECT set_config('myapp.user', 'o''brien', false)")
+                == [.set(name: "myapp.user", value: "'o''brien'")])
+    }
+
+    @Test func ignoresTransactionScopedAndOrdinaryStatements() {
+        #expect(SessionCommandScanner.scan("SET LOCAL search_path TO x").isEmpty)
+        #expect(SessionCommandScanner.scan("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE").isEmpty)
+        #expect(SessionCommandScanner.scan("SELECT set_config('a', 'b', true)").isEmpty)
+        #expect(SessionCommandScanner.scan("SELECT 'SET x = 1'").isEmpty)
+        #expect(SessionCommandScanner.scan("UPDATE t SET x = 1").isEmpty)
+    }
+
+    @Test func splitsStatementsOutsideQuotesAndComments() {
+        let text = "SELECT ';'; /* SET a = 1; */ SET b = 2; -- SET c = 3\nSET d = $$x;y$$"
+        #expect(SessionCommandScanner.scan(text) == [.set(name: "b", value: "2"), .set(name: "d", value: "$$x;y$$")])
+    }
+
+    @Test func cheapPrecheck() {
+        let yes = Array("  set x = 1".utf8), no = Array("select 1".utf8), multi = Array("select 1; set x = 1".utf8)
+        yes.withUnsafeBytes { #expect(SessionCommandScanner.mightContainSessionCommand($0)) }
+        multi.withUnsafeBytes { #expect(SessionCommandScanner.mightContainSessionCommand($0)) }
+        // 'select' starts with s: the pre-check errs on the side of scanning.
+        no.withUnsafeBytes { #expect(SessionCommandScanner.mightContainSessionCommand($0)) }
+        Array("insert into t values (1)".utf8).withUnsafeBytes { #expect(!SessionCommandScanner.mightContainSessionCommand($0)) }
+    }
+}
+
+@Suite struct SessionSettingsTests {
+    @Test func alignmentSetsDifferencesAndResetsLeftovers() {
+        var server = SessionSettings()
+        server.reported(name: "TimeZone", value: "UTC")
+        server.reported(name: "application_name", value: "")
+        server.apply(.set(name: "search_path", value: "other"))
+        var client = SessionSettings()
+        client.reported(name: "TimeZone", value: "UTC")
+        client.requested(name: "application_name", value: "psql")
+        let statements = SessionSettings.alignment(server: server, client: client)
+        #expect(statements == ["SET application_name TO 'psql'", "RESET search_path"])
+        server.aligned(to: client)
+        #expect(SessionSettings.alignment(server: server, client: client) == nil)
+    }
+
+    @Test func reportedParametersFollowParameterStatusNotSQLText() {
+        var client = SessionSettings()
+        client.reported(name: "DateStyle", value: "ISO, MDY")
+        client.apply(.set(name: "datestyle", value: "German"))
+        #expect(client["datestyle"] == .reported("ISO, MDY"))
+        client.reported(name: "DateStyle", value: "German, DMY")
+        #expect(client["DateStyle"]?.sqlText == "'German, DMY'")
+    }
+
+    @Test func resetAllDropsUntrackedSettings() {
+        var client = SessionSettings(extraTracked: ["search_path"])
+        client.apply(.set(name: "work_mem", value: "'64MB'"))
+        client.apply(.set(name: "search_path", value: "x"))
+        client.apply(.resetAll)
+        #expect(client["work_mem"] == nil)
+        #expect(client["search_path"] == nil)
+    }
+
+    @Test func unreportedTrackedParameterIsKeptAsSQL() {
+        // search_path is not reported before PostgreSQL 18: the SET text is what we have.
+        var client = SessionSettings(extraTracked: ["search_path"])
+        client.apply(.set(name: "search_path", value: "a, public"))
+        #expect(client["search_path"] == .sql("a, public"))
+    }
+}
