@@ -2,42 +2,56 @@ import Glibc
 import PoolerIO
 import PoolerWire
 
-/// Delivers one CancelRequest to a server on a connection of its own, then closes:
-/// the client's cancel key maps to the backend its transaction runs on right now.
+/// Delivers one CancelRequest to a server on a connection of its own. The server it
+/// targets is not handed to another client until PostgreSQL has taken the request
+/// (it closes the connection once it has signalled the backend), so a late cancel
+/// never hits someone else's query.
 final class CancelForwarder: EventHandler {
     unowned let pooler: Pooler
     private let fd: Int32
     private var token: UInt64 = 0
     private let packet: [UInt8]
     private let started: UInt64
+    private var sent = false
+    private weak var target: ServerConnection?
 
-    init?(pooler: Pooler, address: SocketAddress, processID: Int32, secretKey: Int32) {
+    init?(pooler: Pooler, target: ServerConnection) {
         self.pooler = pooler
+        self.target = target
         var writer = MessageWriter()
-        writer.cancelRequest(processID: processID, secretKey: secretKey)
+        writer.cancelRequest(processID: target.backendProcessID, secretKey: target.backendSecretKey)
         packet = writer.bytes
         started = pooler.loop.now
-        guard let fd = try? Syscall.socket(domain: address.family, type: Int32(SOCK_STREAM.rawValue)) else { return nil }
+        guard let fd = try? Syscall.socket(domain: target.remote.family, type: Int32(SOCK_STREAM.rawValue)) else { return nil }
         self.fd = fd
         do {
             token = try pooler.loop.register(fd: fd, events: EventMask.writable, handler: self)
-            _ = try Syscall.connect(fd, address)
+            _ = try Syscall.connect(fd, target.remote)
         } catch {
             pooler.log.warning("cancel request could not be forwarded: \(error)")
-            finish()
+            Syscall.close(fd)
             return nil
         }
+        target.cancelsInFlight += 1
         pooler.cancelForwarders.append(self)
     }
 
     func handleEvents(_ events: UInt32) {
-        if Syscall.socketError(fd) == 0 {
-            _ = packet.withUnsafeBytes { try? Syscall.send(fd, $0.baseAddress!, $0.count) }
+        if !sent {
+            guard Syscall.socketError(fd) == 0,
+                  packet.withUnsafeBytes({ (try? Syscall.send(fd, $0.baseAddress!, $0.count)) ?? nil }) == packet.count else {
+                finish()
+                return
+            }
+            sent = true
+            try? pooler.loop.modify(fd: fd, token: token, events: EventMask.readable | EventMask.peerHangup)
+            return
         }
+        // The postmaster answers nothing and closes once the backend was signalled.
         finish()
     }
 
-    /// Gives up on a server that does not answer the connect in time.
+    /// Gives up on a server that does not answer in time.
     func expireIfOlder(than timeout: UInt64, now: UInt64) {
         if now &- started > timeout { finish() }
     }
@@ -46,5 +60,9 @@ final class CancelForwarder: EventHandler {
         pooler.loop.unregister(fd: fd, token: token)
         Syscall.close(fd)
         pooler.cancelForwarders.removeAll { $0 === self }
+        if let target {
+            target.cancelsInFlight -= 1
+            if target.cancelsInFlight == 0 { target.cancelsFinished() }
+        }
     }
 }

@@ -53,6 +53,7 @@ final class ClientConnection: Connection {
 
     override func readable() {
         guard readAvailable() else { return }
+        requestTime = pooler.loop.now
         processInput()
     }
 

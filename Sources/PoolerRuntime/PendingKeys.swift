@@ -5,9 +5,8 @@ import PoolerConfig
 /// believes a limit or a feature is in force when it is not.
 enum PendingKeys {
     static let names: Set<String> = [
-        "query_timeout", "client_idle_timeout", "idle_transaction_timeout", "server_check_delay",
-        "server_check_query", "server_round_robin", "track_extra_parameters", "disable_pqexec",
-        "application_name_add_host", "auth_user", "auth_query", "auth_dbname", "unix_socket_group",
+        "server_check_delay", "server_check_query", "server_round_robin", "disable_pqexec",
+        "auth_user", "auth_query", "auth_dbname", "unix_socket_group",
     ]
 
     static func warnings(for settings: Settings) -> [String] {
@@ -16,10 +15,6 @@ enum PendingKeys {
             if let value = settings.value(of: key.name), value != key.defaultValue {
                 result.append("parameter \(key.name) is not supported by this pooler yet, ignored")
             }
-        }
-        if settings.maxPreparedStatements > 0 && settings.poolMode != .session {
-            result.append("max_prepared_statements: protocol-level named prepared statements are not tracked yet; "
-                          + "in transaction mode use unnamed statements or session mode")
         }
         return result
     }

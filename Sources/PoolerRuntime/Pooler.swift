@@ -202,13 +202,18 @@ final class Pooler {
 
     /// Routes a client's CancelRequest to the backend its current transaction runs on.
     /// A request for a client without a server (or an unknown key) is dropped, as
-    /// PostgreSQL does for keys it does not know.
+    /// PostgreSQL does for keys it does not know. Keys are compared in constant time.
     func forwardCancel(processID: Int32, secretKey: Int32) {
-        guard let client = clients.values.first(where: {
-            $0.cancelKey.processID == processID && $0.cancelKey.secretKey == secretKey
-        }), let server = client.server else { return }
-        _ = CancelForwarder(pooler: self, address: server.remote, processID: server.backendProcessID,
-                            secretKey: server.backendSecretKey)
+        var match: ClientConnection?
+        for client in clients.values where client.cancelKey.processID == processID {
+            if Crypto.constantTimeEquals(Self.bytes(client.cancelKey.secretKey), Self.bytes(secretKey)) { match = client }
+        }
+        guard let client = match, let server = client.server else { return }
+        _ = CancelForwarder(pooler: self, target: server)
+    }
+
+    private static func bytes(_ value: Int32) -> [UInt8] {
+        withUnsafeBytes(of: value.bigEndian) { Array($0) }
     }
 
     var adminWelcomeParameters: [(String, String)] {
@@ -304,6 +309,13 @@ final class Pooler {
                 client.fail(message: "client_login_timeout (server down)", code: SQLState.protocolViolation)
             }
         }
+        let clientIdleTimeout = UInt64(settings.clientIdleTimeout * 1_000_000)
+        if clientIdleTimeout > 0 {
+            for client in clients.values where client.state == .idle && now &- client.requestTime > clientIdleTimeout {
+                client.fail(message: "client_idle_timeout", code: SQLState.protocolViolation)
+            }
+        }
+        enforceTransactionTimeouts(now: now)
         for pool in pools.values {
             if connectTimeout > 0 {
                 for id in pool.state.loggingIn {
@@ -324,6 +336,31 @@ final class Pooler {
         }
         for forwarder in cancelForwarders { forwarder.expireIfOlder(than: max(connectTimeout, 1_000_000), now: now) }
         if shutdown != .none { checkShutdownProgress() }
+    }
+
+    /// query_timeout and idle_transaction_timeout, per user entry or global, as PgBouncer:
+    /// the server is closed and its client gets the reason.
+    private func enforceTransactionTimeouts(now: UInt64) {
+        for pool in pools.values where !pool.state.active.isEmpty {
+            let user = config.users[pool.key.user]
+            let queryTimeout = UInt64((user?.queryTimeout ?? settings.queryTimeout) * 1_000_000)
+            let idleTimeout = UInt64((user?.idleTransactionTimeout ?? settings.idleTransactionTimeout) * 1_000_000)
+            guard queryTimeout > 0 || idleTimeout > 0 else { continue }
+            for id in pool.state.active {
+                guard let server = pool.servers[id], server.state == .active, let client = server.client else { continue }
+                let reason: String
+                if queryTimeout > 0 && server.tracker.outstanding > 0 && now &- client.requestTime > queryTimeout {
+                    reason = "query timeout"
+                } else if idleTimeout > 0 && server.tracker.outstanding == 0 && server.tracker.status != .idle
+                            && now &- server.lastReadyTime > idleTimeout {
+                    reason = "idle transaction timeout"
+                } else {
+                    continue
+                }
+                client.fail(message: reason, code: SQLState.protocolViolation, detachServer: true)
+                server.close(reason: reason)
+            }
+        }
     }
 
     func statsByDatabase() -> [String: PoolStats] {

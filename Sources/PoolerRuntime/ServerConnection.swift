@@ -28,6 +28,11 @@ final class ServerConnection: Connection {
     /// Bytes of a server frame being dropped piecewise (hidden response).
     private var passthroughDrop = false
     weak var client: ClientConnection?
+    /// Cancel requests on their way to this server's backend; it is not reused meanwhile.
+    var cancelsInFlight = 0
+    private var releaseAfterCancels = false
+    /// Loop time of the last ReadyForQuery (for idle_transaction_timeout).
+    var lastReadyTime: UInt64 = 0
     var parameters: [(String, String)] = []
     var backendProcessID: Int32 = 0
     var backendSecretKey: Int32 = 0
@@ -334,7 +339,10 @@ final class ServerConnection: Connection {
             if released || closed { break }
         }
         client.flush()
-        if released {
+        if released && cancelsInFlight > 0 {
+            // The cancel may still land: hold the server (and its client) until it has.
+            releaseAfterCancels = true
+        } else if released {
             client.serverFinishedTransaction(self)
         } else {
             applyBackpressure(client: client)
@@ -366,6 +374,13 @@ final class ServerConnection: Connection {
         batchFailed = false
     }
 
+    /// Every cancel request for this backend was delivered.
+    func cancelsFinished() {
+        guard releaseAfterCancels else { return }
+        releaseAfterCancels = false
+        if let client, !client.closed, tracker.isClean { client.serverFinishedTransaction(self) }
+    }
+
     /// Stops reading the server while the client cannot keep up.
     private func applyBackpressure(client: ClientConnection) {
         let paused = client.output.readableCount > pooler.backpressureLimit
@@ -392,7 +407,10 @@ final class ServerConnection: Connection {
     /// Returns true when the server is clean and may be released (transaction/statement mode).
     private func readyForQuery(_ status: TransactionStatus, counted: Bool) -> Bool {
         let now = pooler.loop.now
-        guard counted else { return tracker.serverReady(status) && pool.mode != .session }
+        guard counted else {
+            lastReadyTime = now
+            return tracker.serverReady(status) && pool.mode != .session
+        }
         pool.stats.queryCount += 1
         pool.stats.queryTime += now &- queryStart
         queryStart = now
@@ -401,6 +419,7 @@ final class ServerConnection: Connection {
             pool.stats.transactionTime += now &- transactionStart
             transactionStart = now
         }
+        lastReadyTime = now
         let clean = tracker.serverReady(status)
         switch pool.mode {
         case .session:
