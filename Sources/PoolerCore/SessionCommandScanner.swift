@@ -1,9 +1,10 @@
 /// A session-level command found in a client's query text.
 public enum SessionCommand: Equatable, Sendable {
-    /// `SET [SESSION] name { TO | = } value`, `SET TIME ZONE value`, or
-    /// `SELECT set_config('name', 'value', false)`; `value` is SQL text to replay
-    /// as `SET name TO value`. Names are lowercased.
+    /// `SET [SESSION] name { TO | = } value` or `SET TIME ZONE value`; `value` is SQL
+    /// text to replay as `SET name TO value`. Names are lowercased.
     case set(name: String, value: String)
+    /// `SELECT set_config('name', 'value', false)`: the value string, unquoted.
+    case setConfig(name: String, value: String)
     /// `RESET name` or `SET name TO DEFAULT`.
     case reset(name: String)
     case resetAll
@@ -230,7 +231,7 @@ public enum SessionCommandScanner {
                   let name = tokens.stringLiteral(), tokens.next() == ",",
                   let value = tokens.stringLiteral(), tokens.next() == ",",
                   tokens.next() == "false", tokens.next() == ")", tokens.next() == nil else { return nil }
-            return .set(name: name.lowercased(), value: quoteLiteral(value))
+            return .setConfig(name: name.lowercased(), value: value)
         default:
             return nil
         }

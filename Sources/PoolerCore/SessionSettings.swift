@@ -8,13 +8,20 @@ public struct SessionSettings: Equatable, Sendable {
     public enum Value: Equatable, Sendable {
         /// A reported value, as ParameterStatus carries it.
         case reported(String)
-        /// SQL text from a SET statement, replayed as is.
+        /// SQL text from a SET statement, replayed as `SET name TO text`.
         case sql(String)
+        /// A value string as set_config() or `-c name=value` take it (list parameters
+        /// such as search_path are parsed by the server, not quoted as one item).
+        case config(String)
 
-        public var sqlText: String {
+        /// The statement that puts this value in force for `name`.
+        public func statement(for name: String) -> String {
             switch self {
-            case .reported(let value): return SessionCommandScanner.quoteLiteral(value)
-            case .sql(let text): return text
+            case .sql(let text):
+                return "SET \(name) TO \(text)"
+            case .reported(let value), .config(let value):
+                return "SELECT pg_catalog.set_config(\(SessionCommandScanner.quoteLiteral(name)), "
+                    + "\(SessionCommandScanner.quoteLiteral(value)), false)"
             }
         }
     }
@@ -56,10 +63,15 @@ public struct SessionSettings: Equatable, Sendable {
         switch command {
         case .set(let name, let value):
             if !isReported(name) { values[name] = .sql(value) }
+        case .setConfig(let name, let value):
+            if !isReported(name) { values[name] = .config(value) }
         case .reset(let name):
             if !isReported(name) { values[name] = nil }
         case .resetAll, .discardAll:
-            for (key, value) in values { if case .sql = value { values[key] = nil } }
+            for (key, value) in values {
+                if case .reported = value { continue }
+                values[key] = nil
+            }
         case .deallocateAll:
             break
         }
@@ -75,12 +87,13 @@ public struct SessionSettings: Equatable, Sendable {
         var statements: [String] = []
         for key in client.values.keys.sorted() {
             let wanted = client.values[key]!
-            if server.values[key]?.sqlText != wanted.sqlText {
-                statements.append("SET \(key) TO \(wanted.sqlText)")
+            if server.values[key] != wanted {
+                statements.append(wanted.statement(for: key))
             }
         }
         for key in server.values.keys.sorted() where client.values[key] == nil {
-            if case .sql? = server.values[key] { statements.append("RESET \(key)") }
+            if case .reported? = server.values[key] { continue }
+            if server.values[key] != nil { statements.append("RESET \(key)") }
         }
         return statements.isEmpty ? nil : statements
     }
@@ -89,7 +102,8 @@ public struct SessionSettings: Equatable, Sendable {
     public mutating func aligned(to client: SessionSettings) {
         for (key, value) in client.values { values[key] = value }
         for (key, value) in values where client.values[key] == nil {
-            if case .sql = value { values[key] = nil }
+            if case .reported = value { continue }
+            values[key] = nil
         }
     }
 }

@@ -118,6 +118,13 @@ final class ClientConnection: Connection {
             case "application_name": applicationName = value
             case "client_encoding", "datestyle", "timezone", "standard_conforming_strings", "intervalstyle":
                 startupParameters.append((key, value))
+            case "options":
+                guard let options = StartupOptions.parse(value) else {
+                    fail(message: "unsupported options startup parameter: only '-c key=value' is supported",
+                         code: SQLState.protocolViolation)
+                    return
+                }
+                startupParameters.append(contentsOf: options)
             default:
                 if !settings.ignoreStartupParameters.contains(where: { $0.lowercased() == key.lowercased() }) {
                     fail(message: "unsupported startup parameter: \(key)", code: SQLState.protocolViolation)
@@ -226,7 +233,14 @@ final class ClientConnection: Connection {
         guard !closed else { return }
         var writer = MessageWriter()
         for (name, value) in parameters { settings.reported(name: name, value: value) }
-        for (name, value) in startupParameters { settings.requested(name: name, value: value) }
+        for (name, value) in startupParameters {
+            if settings.tracked.contains(name.lowercased()) {
+                settings.requested(name: name, value: value)
+            } else {
+                // Any other `-c` setting is replayed on each server like a client SET.
+                settings.apply(.setConfig(name: name.lowercased(), value: value))
+            }
+        }
         var appName = applicationName
         if pooler.settings.applicationNameAddHost && !isAdmin {
             appName += " - \(isUnixSocket ? "unix" : remote.host):\(remote.port)"

@@ -12,7 +12,7 @@ import Testing
         #expect(SessionCommandScanner.scan("DISCARD ALL") == [.discardAll])
         #expect(SessionCommandScanner.scan("DEALLOCATE PREPARE ALL") == [.deallocateAll])
         #expect(SessionCommandScanner.scan("SELECT set_config('myapp.user', 'o''brien', false)")
-                == [.set(name: "myapp.user", value: "'o''brien'")])
+                == [.setConfig(name: "myapp.user", value: "o'brien")])
     }
 
     @Test func ignoresTransactionScopedAndOrdinaryStatements() {
@@ -48,7 +48,7 @@ import Testing
         client.reported(name: "TimeZone", value: "UTC")
         client.requested(name: "application_name", value: "psql")
         let statements = SessionSettings.alignment(server: server, client: client)
-        #expect(statements == ["SET application_name TO 'psql'", "RESET search_path"])
+        #expect(statements == ["SELECT pg_catalog.set_config('application_name', 'psql', false)", "RESET search_path"])
         server.aligned(to: client)
         #expect(SessionSettings.alignment(server: server, client: client) == nil)
     }
@@ -59,7 +59,8 @@ import Testing
         client.apply(.set(name: "datestyle", value: "German"))
         #expect(client["datestyle"] == .reported("ISO, MDY"))
         client.reported(name: "DateStyle", value: "German, DMY")
-        #expect(client["DateStyle"]?.sqlText == "'German, DMY'")
+        #expect(client["DateStyle"]?.statement(for: "datestyle")
+                == "SELECT pg_catalog.set_config('datestyle', 'German, DMY', false)")
     }
 
     @Test func resetAllDropsUntrackedSettings() {
@@ -76,5 +77,28 @@ import Testing
         var client = SessionSettings(extraTracked: ["search_path"])
         client.apply(.set(name: "search_path", value: "a, public"))
         #expect(client["search_path"] == .sql("a, public"))
+    }
+}
+
+@Suite struct StartupOptionsTests {
+    @Test func parsesDashCAndDoubleDash() {
+        let parsed = StartupOptions.parse("-c search_path=a,b --statement-timeout=5s -cTimeZone=UTC -c application_name=my\\ app")
+        #expect(parsed?.map(\.0) == ["search_path", "statement_timeout", "TimeZone", "application_name"])
+        #expect(parsed?.map(\.1) == ["a,b", "5s", "UTC", "my app"])
+    }
+
+    @Test func refusesOtherSwitches() {
+        #expect(StartupOptions.parse("-d 5") == nil)
+        #expect(StartupOptions.parse("-c") == nil)
+        #expect(StartupOptions.parse("-c novalue") == nil)
+    }
+}
+
+@Suite struct SetConfigReplayTests {
+    @Test func listValuesReplayThroughSetConfig() {
+        var client = SessionSettings()
+        client.apply(.setConfig(name: "search_path", value: "a, public"))
+        #expect(SessionSettings.alignment(server: SessionSettings(), client: client)
+                == ["SELECT pg_catalog.set_config('search_path', 'a, public', false)"])
     }
 }
