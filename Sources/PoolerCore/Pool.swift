@@ -79,6 +79,13 @@ public struct PoolState: Sendable {
         return .queued
     }
 
+    /// Queues a client without handing it an idle server (the pool is paused).
+    public mutating func enqueue(client: Int, now: UInt64) {
+        if !waiting.contains(where: { $0.client == client }) {
+            waiting.append(Waiter(client: client, since: now))
+        }
+    }
+
     /// A queued client went away (or timed out).
     public mutating func cancelWait(client: Int) {
         waiting.removeAll { $0.client == client }

@@ -13,12 +13,13 @@ final class AdminService {
     func execute(_ sql: String, client: ClientConnection) -> [UInt8] {
         let reply = AdminConsole.handle(query: sql, snapshot: snapshot(), isAdmin: client.isAdminUser)
         var writer = MessageWriter()
-        encode(reply, into: &writer)
-        writer.readyForQuery(.idle)
+        encode(reply, client: client, into: &writer)
+        // A deferred reply (PAUSE, WAIT_CLOSE, SUSPEND) sends ReadyForQuery when it completes.
+        if !client.awaitingAdminReply { writer.readyForQuery(.idle) }
         return writer.bytes
     }
 
-    private func encode(_ reply: AdminReply, into writer: inout MessageWriter) {
+    private func encode(_ reply: AdminReply, client: ClientConnection, into writer: inout MessageWriter) {
         switch reply {
         case .table(let table):
             writer.begin(BackendMessageID.rowDescription)
@@ -49,26 +50,7 @@ final class AdminService {
         case .error(let error):
             writer.errorResponse(severity: error.severity, code: error.code, message: error.message)
         case .action(let command):
-            perform(command, into: &writer)
-        }
-    }
-
-    /// Commands that change state. PAUSE/RESUME/KILL/... land with the operations issue.
-    private func perform(_ command: AdminCommand, into writer: inout MessageWriter) {
-        switch command {
-        case .reload:
-            pooler.reload()
-            writer.commandComplete(command.completionTag)
-        case .shutdown(let mode):
-            switch mode {
-            case .immediate: pooler.beginShutdown(.immediate)
-            case .waitForServers: pooler.beginShutdown(.waitForServers)
-            case .waitForClients: pooler.beginShutdown(.waitForClients)
-            }
-            writer.commandComplete(command.completionTag)
-        default:
-            writer.errorResponse(code: SQLState.featureNotSupported,
-                                 message: "\(command.completionTag) is not supported by this pooler yet")
+            perform(command, client: client, into: &writer)
         }
     }
 

@@ -21,6 +21,12 @@ final class ClientConnection: Connection {
     private(set) var pool: PoolRuntime?
     private(set) var server: ServerConnection?
     var isAdminUser = false
+    /// An admin command's reply is deferred (PAUSE, WAIT_CLOSE, SUSPEND): further
+    /// queries wait for it.
+    var awaitingAdminReply = false
+    /// SUSPEND: not read until RESUME.
+    var suspended = false
+    override var readingSuspended: Bool { suspended }
     /// Counted in `Pooler.adminClientCount` (asked for the admin database).
     var countedAsAdmin = false
     var waitStart: UInt64 = 0
@@ -65,7 +71,9 @@ final class ClientConnection: Connection {
             case .auth: processAuth()
             case .welcomeWait, .waiting: return
             case .idle, .active: forwardToServer(); return
-            case .admin: processAdmin()
+            case .admin:
+                if awaitingAdminReply { return }
+                processAdmin()
             }
             if input.readableCount == before { break }
         }
@@ -156,6 +164,10 @@ final class ClientConnection: Connection {
             }
             guard pooler.config.database(named: databaseName) != nil else {
                 fail(message: "no such database: \(databaseName)", code: SQLState.invalidCatalogName)
+                return
+            }
+            if pooler.disabledDatabases.contains(databaseName) {
+                fail(message: "database \"\(databaseName)\" is disabled", code: SQLState.protocolViolation)
                 return
             }
         }

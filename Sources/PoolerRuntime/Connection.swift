@@ -40,10 +40,13 @@ class Connection: EventHandler {
 
     private var desiredEvents: UInt32 {
         var events = EventMask.peerHangup
-        if wantsRead { events |= EventMask.readable }
+        if wantsRead && !readingSuspended { events |= EventMask.readable }
         if !output.isEmpty || wantsWritable { events |= EventMask.writable }
         return events
     }
+
+    /// SUSPEND stops reading clients until RESUME.
+    var readingSuspended: Bool { false }
 
     /// Subclasses set this while a non-blocking connect is in progress.
     var wantsWritable: Bool { false }

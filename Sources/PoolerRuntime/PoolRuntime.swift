@@ -39,7 +39,16 @@ final class PoolRuntime {
     // MARK: clients
 
     /// A logged-in client needs a server for its next transaction.
+    /// PAUSE or KILL for this database (or all): clients wait, servers close when released.
+    var isPaused: Bool { pooler.isPaused(database: key.database) }
+
     func requestServer(for client: ClientConnection) {
+        if isPaused {
+            state.enqueue(client: client.id, now: pooler.loop.now)
+            waitingClients[client.id] = client
+            client.waitStart = pooler.loop.now
+            return
+        }
         switch state.request(client: client.id, now: pooler.loop.now) {
         case .linked(let serverID):
             guard let server = servers[serverID] else { return }
@@ -90,7 +99,7 @@ final class PoolRuntime {
 
     /// Opens as many server connections as waiting clients and min_pool_size need.
     func launchServers() {
-        guard pooler.serversUsable, recentLoginFailure == nil else { return }
+        guard pooler.serversUsable, !isPaused, recentLoginFailure == nil else { return }
         let room = pooler.globalServerRoom(for: self)
         let count = state.serversToOpen(now: pooler.loop.now, extraDemand: welcomeWaiters.isEmpty ? 0 : 1, globalRoom: room)
         for _ in 0..<count { openServer() }
@@ -162,10 +171,11 @@ final class PoolRuntime {
     /// A server is clean: give it to the next waiting client or park it.
     func serverReleased(_ server: ServerConnection) {
         let now = pooler.loop.now
-        if server.closeWhenReleased || !pooler.serversUsable
+        if server.closeWhenReleased || !pooler.serversUsable || isPaused
             || (pooler.settings.serverLifetime > 0 && Double(now &- server.connectTime) / 1e6 >= pooler.settings.serverLifetime
                 && state.waiting.isEmpty) {
-            server.terminate(reason: "server lifetime over or pool shutting down")
+            server.terminate(reason: server.closeWhenReleased ? "database configuration changed"
+                             : isPaused ? "pause mode" : "server lifetime over or pool shutting down")
             return
         }
         if let clientID = state.serverReady(server.id) {
@@ -180,12 +190,43 @@ final class PoolRuntime {
             server.becameIdle()
             pooler.serverBecameIdle()
         }
+        if !pooler.pendingAdminReplies.isEmpty { pooler.completePendingAdminReplies() }
     }
 
     func serverClosed(_ server: ServerConnection) {
         state.serverClosed(server.id)
         servers[server.id] = nil
+        pooler.serverCountChanged()
         if !waitingClients.isEmpty || !welcomeWaiters.isEmpty { launchServers() }
+    }
+
+    /// RESUME: the clients that queued while paused get servers (idle ones closed at
+    /// pause, so new ones log in and serve the queue in order).
+    func resumed() {
+        while let serverID = state.idle.last, !state.waiting.isEmpty {
+            _ = state.removeIdle(serverID)
+            if let server = servers[serverID] { serverReleased(server) }
+        }
+        launchServers()
+    }
+
+    /// KILL: every client and server of the pool goes.
+    func kill() {
+        for client in pooler.clients.values where client.pool === self {
+            client.fail(message: "database removed", code: SQLState.adminShutdown)
+        }
+        for server in servers.values { server.terminate(reason: "database removed") }
+    }
+
+    /// RECONNECT / RELOAD with a changed entry: idle servers close now, the others
+    /// when released.
+    func reconnect() {
+        for serverID in state.idle {
+            if let server = servers[serverID], state.removeIdle(serverID) {
+                server.terminate(reason: "database configuration changed")
+            }
+        }
+        for server in servers.values { server.closeWhenReleased = true }
     }
 
     /// Called by the janitor once per tick.
@@ -195,6 +236,12 @@ final class PoolRuntime {
         let waitLimit = UInt64(settings.queryWaitTimeout * 1_000_000)
         for clientID in state.clientsWaiting(longerThan: waitLimit, now: now) {
             waitingClients[clientID]?.fail(message: "query_wait_timeout", code: SQLState.protocolViolation)
+        }
+        if isPaused {
+            for serverID in state.idle {
+                if let server = servers[serverID], state.removeIdle(serverID) { server.terminate(reason: "pause mode") }
+            }
+            return
         }
         // server_idle_timeout and server_lifetime close idle servers above min_pool_size
         let idleLimit = settings.serverIdleTimeout

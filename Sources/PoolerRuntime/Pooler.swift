@@ -40,6 +40,11 @@ final class Pooler {
     /// WAIT_FOR_SERVERS they close as soon as they are released.
     var serversUsable: Bool { shutdown == .none || shutdown == .waitForClients }
 
+    var pauseMode = PauseMode.none
+    var pausedDatabases: Set<String> = []
+    var disabledDatabases: Set<String> = []
+    var pendingAdminReplies: [PendingAdminReply] = []
+
     /// Bytes buffered toward a peer beyond which the other side stops reading.
     let backpressureLimit: Int
 
@@ -237,9 +242,22 @@ final class Pooler {
         if pooler_take_signal(SIGTERM) > 0 {
             beginShutdown(shutdown == .none ? .waitForClients : .immediate)
         }
-        if pooler_take_signal(SIGHUP) > 0 { reload() }
-        _ = pooler_take_signal(SIGUSR1)
-        _ = pooler_take_signal(SIGUSR2)
+        if pooler_take_signal(SIGHUP) > 0 {
+            log.info("got SIGHUP, re-reading config")
+            reload()
+        }
+        if pooler_take_signal(SIGUSR1) > 0 {
+            log.info("got SIGUSR1, pausing all activity")
+            if pauseMode == .none { pauseMode = .pause; applyPause() }
+        }
+        if pooler_take_signal(SIGUSR2) > 0 {
+            log.info("got SIGUSR2, continuing")
+            let wasSuspended = pauseMode == .suspend
+            pauseMode = .none
+            pausedDatabases.removeAll()
+            if wasSuspended { resumeReading() }
+            for pool in orderedPools { pool.resumed() }
+        }
     }
 
     func beginShutdown(_ mode: Shutdown) {
@@ -275,26 +293,50 @@ final class Pooler {
         }
     }
 
-    func reload() {
-        log.info("got SIGHUP, re-reading config")
+    /// Re-reads the config and auth file; a file that does not load is refused whole
+    /// and the running configuration stays as it was. Returns false then.
+    @discardableResult
+    func reload() -> Bool {
+        log.info("reloading config from \(configPath)")
+        let fresh: Config
         do {
-            let fresh = try Config.load(path: configPath)
-            let secrets = fresh.settings.authFile.isEmpty ? [:] : try AuthFile.load(path: fresh.settings.authFile)
-            config = fresh
-            authSecrets = secrets
-            log.verbose = fresh.settings.verbose
-            for warning in fresh.warnings + PendingKeys.warnings(for: fresh.settings) { log.warning(warning) }
-            // Pool sizes and modes follow the new file; a removed database keeps its pool
-            // until its clients leave.
-            for pool in pools.values {
-                guard let database = fresh.database(named: pool.key.database) else { continue }
-                pool.database = database
-                pool.state.limits = poolLimits(database: database, user: pool.key.user)
-                pool.launchServers()
-            }
+            fresh = try Config.load(path: configPath)
+            _ = fresh.settings.authFile.isEmpty ? [:] : try AuthFile.load(path: fresh.settings.authFile)
         } catch {
             log.error("config reload failed, keeping the old configuration: \(error)")
+            return false
         }
+        for warning in fresh.warnings + PendingKeys.warnings(for: fresh.settings) { log.warning(warning) }
+        apply(fresh)
+        return true
+    }
+
+    /// Puts a new configuration in force (RELOAD, SIGHUP, SET): pool sizes and modes
+    /// follow it; servers of a database whose connection settings changed are replaced
+    /// once released; a removed database keeps its pool until its clients leave.
+    func apply(_ fresh: Config) {
+        let old = config
+        config = fresh
+        if let secrets = try? (fresh.settings.authFile.isEmpty ? [:] : AuthFile.load(path: fresh.settings.authFile)) {
+            authSecrets = secrets
+        }
+        log.verbose = fresh.settings.verbose
+        if fresh.settings.logfile != old.settings.logfile { log.reopen(path: fresh.settings.logfile) }
+        for pool in pools.values {
+            guard let database = fresh.database(named: pool.key.database) else { continue }
+            let changed = database.host != pool.database.host || database.port != pool.database.port
+                || database.dbname != pool.database.dbname || database.user != pool.database.user
+                || database.password != pool.database.password
+            pool.database = database
+            pool.state.limits = poolLimits(database: database, user: pool.key.user)
+            if changed { pool.reconnect() }
+            pool.launchServers()
+        }
+    }
+
+    /// Servers opened or closed: PAUSE/WAIT_CLOSE replies and shutdown may be due.
+    func serverCountChanged() {
+        completePendingAdminReplies()
     }
 
     var configPath = ""
@@ -335,6 +377,7 @@ final class Pooler {
             logStats()
         }
         for forwarder in cancelForwarders { forwarder.expireIfOlder(than: max(connectTimeout, 1_000_000), now: now) }
+        completePendingAdminReplies()
         if shutdown != .none { checkShutdownProgress() }
     }
 
