@@ -19,7 +19,7 @@ let package = Package(
         .target(name: "PoolerWire", dependencies: ["COpenSSL"]),
         .target(name: "PoolerConfig"),
         .target(name: "PoolerCore", dependencies: ["PoolerWire", "PoolerConfig"]),
-        .target(name: "PoolerIO", dependencies: ["CLinuxShims"]),
+        .target(name: "PoolerIO", dependencies: ["CLinuxShims", "COpenSSL"]),
         .target(name: "PoolerAdmin"),
         .target(name: "PoolerRuntime",
                 dependencies: ["PoolerWire", "PoolerConfig", "PoolerCore", "PoolerIO", "PoolerAdmin"]),
@@ -29,6 +29,7 @@ let package = Package(
         .testTarget(name: "PoolerConfigTests", dependencies: ["PoolerConfig"]),
         .testTarget(name: "PoolerCoreTests", dependencies: ["PoolerCore"]),
         .testTarget(name: "PoolerAdminTests", dependencies: ["PoolerAdmin"]),
+        .testTarget(name: "PoolerIOTests", dependencies: ["PoolerIO"]),
         .testTarget(name: "IntegrationTests", dependencies: ["CLibPQ", "pooler"]),
     ],
     swiftLanguageModes: [.v5]
