@@ -2,6 +2,8 @@
 #include "CLinuxShims.h"
 #include <string.h>
 #include <stdatomic.h>
+#include <syslog.h>
+#include <strings.h>
 
 int pooler_epoll_wait(int epfd, uint32_t *events, uint64_t *data, int maxevents, int timeout_ms) {
     struct epoll_event evs[256];
@@ -56,3 +58,26 @@ int pooler_peer_uid(int fd, uint32_t *uid) {
     *uid = cred.uid;
     return 0;
 }
+
+static char syslog_ident[64];
+
+void pooler_openlog(const char *ident, const char *facility) {
+    static const struct { const char *name; int value; } facilities[] = {
+        {"auth", LOG_AUTH}, {"authpriv", LOG_AUTHPRIV}, {"daemon", LOG_DAEMON}, {"user", LOG_USER},
+        {"local0", LOG_LOCAL0}, {"local1", LOG_LOCAL1}, {"local2", LOG_LOCAL2}, {"local3", LOG_LOCAL3},
+        {"local4", LOG_LOCAL4}, {"local5", LOG_LOCAL5}, {"local6", LOG_LOCAL6}, {"local7", LOG_LOCAL7},
+    };
+    int value = LOG_DAEMON;
+    for (unsigned i = 0; i < sizeof(facilities) / sizeof(facilities[0]); i++)
+        if (strcasecmp(facility, facilities[i].name) == 0) value = facilities[i].value;
+    /* openlog keeps the pointer: keep our own copy alive. */
+    strncpy(syslog_ident, ident, sizeof(syslog_ident) - 1);
+    openlog(syslog_ident, LOG_PID, value);
+}
+
+void pooler_syslog(int level, const char *message) {
+    static const int levels[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+    syslog(levels[level < 0 || level > 3 ? 2 : level], "%s", message);
+}
+
+void pooler_closelog(void) { closelog(); }

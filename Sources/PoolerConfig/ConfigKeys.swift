@@ -37,9 +37,9 @@ public enum ConfigKeys {
         K("reserve_pool_timeout", .seconds, "5", .seconds(\.reservePoolTimeout),
           help: "Use the reserve pool when a client has waited this long. 0 disables. [seconds]"),
         K("max_db_connections", .int, "0", .int(\.maxDbConnections), help: "Maximum server connections per database, whatever the user. 0 means unlimited."),
-        K("max_db_client_connections", .int, "0", help: "Maximum client connections per database, whatever the user. 0 means unlimited."),
+        K("max_db_client_connections", .int, "0", .int(\.maxDbClientConnections), help: "Maximum client connections per database, whatever the user. 0 means unlimited."),
         K("max_user_connections", .int, "0", .int(\.maxUserConnections), help: "Maximum server connections per user, whatever the database. 0 means unlimited."),
-        K("max_user_client_connections", .int, "0", help: "Maximum client connections per user, whatever the database. 0 means unlimited."),
+        K("max_user_client_connections", .int, "0", .int(\.maxUserClientConnections), help: "Maximum client connections per user, whatever the database. 0 means unlimited."),
         K("server_round_robin", .bool, "0", .bool(\.serverRoundRobin),
           help: "Reuse server connections round-robin instead of LIFO, for load-balanced servers behind one address."),
         K("track_extra_parameters", .list, "IntervalStyle", .list(\.trackExtraParameters), reloadable: false,
@@ -76,13 +76,13 @@ public enum ConfigKeys {
     ].map { $0.inGroup("Authentication settings") }
 
     private static let logging: [ConfigKey] = [
-        K("syslog", .bool, "0", help: "Log to syslog."),
-        K("syslog_ident", .string, "pgbouncer", help: "Program name used in syslog."),
-        K("syslog_facility", .string, "daemon", help: "Syslog facility: auth, authpriv, daemon, user or local0-7."),
+        K("syslog", .bool, "0", .bool(\.syslog), help: "Log to syslog."),
+        K("syslog_ident", .string, "pgbouncer", .string(\.syslogIdent), help: "Program name used in syslog."),
+        K("syslog_facility", .string, "daemon", .string(\.syslogFacility), help: "Syslog facility: auth, authpriv, daemon, user or local0-7."),
         K("log_connections", .bool, "1", .bool(\.logConnections), help: "Log successful logins."),
         K("log_disconnections", .bool, "1", .bool(\.logDisconnections), help: "Log disconnections with reasons."),
         K("log_pooler_errors", .bool, "1", .bool(\.logPoolerErrors), help: "Log error messages the pooler sends to clients."),
-        K("log_stats", .bool, "1", help: "Log aggregated statistics every stats_period."),
+        K("log_stats", .bool, "1", .bool(\.logStats), help: "Log aggregated statistics every stats_period."),
         K("verbose", .int, "", .int(\.verbose), help: "Verbosity, like repeating -v on the command line (0 to 3)."),
     ].map { $0.inGroup("Log settings") }
 
@@ -142,18 +142,18 @@ public enum ConfigKeys {
         K("query_timeout", .seconds, "0", .seconds(\.queryTimeout), help: "Cancel queries running longer than this. 0 disables. [seconds]"),
         K("query_wait_timeout", .seconds, "120", .seconds(\.queryWaitTimeout),
           help: "Disconnect a client whose query waited this long for a server. 0 disables. [seconds]"),
-        K("cancel_wait_timeout", .seconds, "10", help: "Drop cancel requests that waited this long for a server. 0 disables. [seconds]"),
+        K("cancel_wait_timeout", .seconds, "10", .seconds(\.cancelWaitTimeout), help: "Drop cancel requests that waited this long for a server. 0 disables. [seconds]"),
         K("client_idle_timeout", .seconds, "0", .seconds(\.clientIdleTimeout), help: "Close client connections idle longer than this. 0 disables. [seconds]"),
         K("idle_transaction_timeout", .seconds, "0", .seconds(\.idleTransactionTimeout),
           help: "Disconnect clients idle in a transaction longer than this. 0 disables. [seconds]"),
-        K("transaction_timeout", .seconds, "0", help: "Disconnect clients in a transaction longer than this. 0 disables. [seconds]"),
+        K("transaction_timeout", .seconds, "0", .seconds(\.transactionTimeout), help: "Disconnect clients in a transaction longer than this. 0 disables. [seconds]"),
         K("suspend_timeout", .seconds, "10", help: "How long to wait for buffers to flush during SUSPEND or reboot. [seconds]"),
     ].map { $0.inGroup("Dangerous timeouts") }
 
     private static let network: [ConfigKey] = [
         K("pkt_buf", .size, "4096", .int(\.pktBuf), reloadable: false, help: "Internal buffer size for packets. [bytes]"),
         K("max_packet_size", .size, "2147483647", .int(\.maxPacketSize), help: "Largest PostgreSQL packet allowed through. [bytes]"),
-        K("listen_backlog", .int, "128", reloadable: false, help: "Backlog argument for listen(2)."),
+        K("listen_backlog", .int, "128", .int(\.listenBacklog), reloadable: false, help: "Backlog argument for listen(2)."),
         K("sbuf_loopcnt", .int, "5", help: "How many times to process data on one connection before moving on. 0 means no limit."),
         K("so_reuseport", .bool, "0", .bool(\.soReuseport), reloadable: false,
           help: "Set SO_REUSEPORT on TCP listening sockets, so several processes can share the port."),

@@ -61,6 +61,16 @@ public struct Settings: Equatable, Sendable {
     public var maxPacketSize = 0
     public var soReuseport = false
     public var tcpKeepalive = false
+    public var listenBacklog = 0
+
+    public var maxDbClientConnections = 0
+    public var maxUserClientConnections = 0
+    public var syslog = false
+    public var syslogIdent = ""
+    public var syslogFacility = ""
+    public var logStats = false
+    public var cancelWaitTimeout = 0.0
+    public var transactionTimeout = 0.0
 
     /// Values of documented keys this pooler does not act on, as SHOW CONFIG shows them.
     public internal(set) var unsupportedValues: [String: String] = [:]

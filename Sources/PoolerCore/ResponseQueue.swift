@@ -24,11 +24,16 @@ public struct ResponseQueue: Sendable {
         case hiddenQuery
         /// A response the pooler produced itself, released once everything before it arrived.
         case synthetic([UInt8])
+        /// A Parse the server will refuse (the client's name exists): its ErrorResponse is
+        /// replaced by these bytes, PostgreSQL's error for the client's own name.
+        case failingParse([UInt8])
     }
 
     public enum Disposition: Equatable, Sendable {
         case forward
         case drop
+        /// Send these bytes instead of the server's message.
+        case replace([UInt8])
     }
 
     private var entries: [Entry] = []
@@ -115,6 +120,10 @@ public struct ResponseQueue: Sendable {
             if first == .execute { _ = pop() }
             return .forward
         case BackendMessageID.errorResponse:
+            if case .failingParse(let replacement) = first {
+                errorArrived()
+                return .replace(replacement)
+            }
             errorArrived()
             return .forward
         case BackendMessageID.readyForQuery:

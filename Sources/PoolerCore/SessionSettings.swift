@@ -18,7 +18,7 @@ public struct SessionSettings: Equatable, Sendable {
         public func statement(for name: String) -> String {
             switch self {
             case .sql(let text):
-                return "SET \(name) TO \(text)"
+                return "SET \(SessionSettings.quotedName(name)) TO \(text)"
             case .reported(let value), .config(let value):
                 return "SELECT pg_catalog.set_config(\(SessionCommandScanner.quoteLiteral(name)), "
                     + "\(SessionCommandScanner.quoteLiteral(value)), false)"
@@ -93,9 +93,17 @@ public struct SessionSettings: Equatable, Sendable {
         }
         for key in server.values.keys.sorted() where client.values[key] == nil {
             if case .reported? = server.values[key] { continue }
-            if server.values[key] != nil { statements.append("RESET \(key)") }
+            if server.values[key] != nil { statements.append("RESET \(quotedName(key))") }
         }
         return statements.isEmpty ? nil : statements
+    }
+
+    /// A parameter name for SET/RESET: each dotted part quoted, since custom names may
+    /// use reserved words (`myapp.user`).
+    public static func quotedName(_ name: String) -> String {
+        name.split(separator: ".", omittingEmptySubsequences: false).map { part in
+            "\"" + part.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"") + "\""
+        }.joined(separator: ".")
     }
 
     /// Records that `alignment(server:client:)` ran on this server.

@@ -103,6 +103,7 @@ final class AdminService {
                 case .idle: state = .idle; freeServers += 1
                 case .active: state = .active
                 case .resetting: state = .used
+                case .testing: state = .tested
                 }
                 sockets.append(AdminSocket(
                     state: .server(state), poolIndex: poolIndex[pool.key] ?? 0, user: pool.key.user, database: pool.key.database,
@@ -121,6 +122,7 @@ final class AdminService {
             return AdminPool(database: pool.key.database, user: pool.key.user,
                              clientsActive: clientsActive[pool.key] ?? 0, clientsWaiting: clientsWaiting[pool.key] ?? 0,
                              serversActive: counts.active, serversIdle: counts.idle, serversUsed: counts.used,
+                             serversTested: counts.tested,
                              serversLogin: counts.login, maxWaitMicroseconds: pool.state.maxWait(now: monoNow),
                              poolMode: pool.mode.rawValue, databaseHost: pool.database.host)
         }
@@ -136,7 +138,9 @@ final class AdminService {
                 reservePoolSize: entry.reservePoolSize ?? settings.reservePoolSize,
                 serverLifetimeSeconds: Int(settings.serverLifetime), poolMode: entry.poolMode?.rawValue,
                 maxConnections: entry.maxDbConnections ?? settings.maxDbConnections, currentConnections: current,
-                currentClientConnections: clients))
+                maxClientConnections: entry.maxDbClientConnections ?? settings.maxDbClientConnections,
+                currentClientConnections: clients, paused: pooler.isPaused(database: name),
+                disabled: pooler.disabledDatabases.contains(name)))
         }
         // Databases created on the fly through the "*" entry are listed too, as in PgBouncer.
         for pool in pools where pooler.config.databases[pool.key.database] == nil
@@ -178,19 +182,26 @@ final class AdminService {
         let lists = AdminLists(databases: databases.count, users: users.count, pools: pools.count,
                                freeClients: 0, usedClients: pooler.clients.count - loginClients, loginClients: loginClients,
                                freeServers: freeServers, usedServers: usedServers)
-        return AdminSnapshot(now: wallNow, version: PoolerVersion.full,
+        let pauseState: AdminPauseState
+        switch pooler.pauseMode {
+        case .none: pauseState = .none
+        case .pause: pauseState = .paused
+        case .suspend: pauseState = .suspended
+        }
+        return AdminSnapshot(now: wallNow, version: PoolerVersion.full, pauseState: pauseState,
                              databases: databases, pools: adminPools, sockets: sockets, users: users, stats: stats,
                              lists: lists, config: config)
     }
 
-    private func serverCounts(_ pool: PoolRuntime) -> (active: Int, idle: Int, used: Int, login: Int) {
-        var result = (active: 0, idle: 0, used: 0, login: 0)
+    private func serverCounts(_ pool: PoolRuntime) -> (active: Int, idle: Int, used: Int, tested: Int, login: Int) {
+        var result = (active: 0, idle: 0, used: 0, tested: 0, login: 0)
         for server in pool.servers.values {
             switch server.state {
             case .connecting, .login, .connectQuery: result.login += 1
             case .idle: result.idle += 1
             case .active: result.active += 1
             case .resetting: result.used += 1
+            case .testing: result.tested += 1
             }
         }
         return result

@@ -166,6 +166,16 @@ final class ClientConnection: Connection {
                 fail(message: "no such database: \(databaseName)", code: SQLState.invalidCatalogName)
                 return
             }
+            let dbLimit = pooler.config.database(named: databaseName)?.maxDbClientConnections ?? settings.maxDbClientConnections
+            if dbLimit > 0 && pooler.clients.values.filter({ $0.databaseName == databaseName }).count > dbLimit {
+                fail(message: "no more connections allowed (max_db_client_connections)", code: SQLState.tooManyConnections)
+                return
+            }
+            let userLimit = pooler.config.users[user]?.maxUserClientConnections ?? settings.maxUserClientConnections
+            if userLimit > 0 && pooler.clients.values.filter({ $0.user == user && !$0.countedAsAdmin }).count > userLimit {
+                fail(message: "no more connections allowed (max_user_client_connections)", code: SQLState.tooManyConnections)
+                return
+            }
             if pooler.disabledDatabases.contains(databaseName) {
                 fail(message: "database \"\(databaseName)\" is disabled", code: SQLState.protocolViolation)
                 return

@@ -48,8 +48,19 @@ extension ClientConnection {
             guard tracksPreparedStatements, !name.isEmpty else { return false }
             pool?.stats.clientParseCount += 1
             let body = reader.rest()
+            if let existing = statements[name] {
+                // PostgreSQL refuses a name in use (42P05) and keeps the old statement. The
+                // server is made to fail the same way, so the rest of the batch and the
+                // transaction state follow; the client sees its own statement's name.
+                prepare(existing, on: server)
+                var error = MessageWriter()
+                error.errorResponse(code: "42P05", message: "prepared statement \"\(name)\" already exists")
+                sendParse(id: existing, body: body, to: server)
+                server.responses.append(.failingParse(error.bytes))
+                return true
+            }
             let id = pooler.statementRegistry.retain(body: body)
-            if let previous = statements.set(name, to: id) { pooler.statementRegistry.release(previous) }
+            _ = statements.set(name, to: id)
             if server.statementCache.contains(id) {
                 server.statementCache.touch(id)
                 emitOwnResponse(Self.parseComplete, server: server)

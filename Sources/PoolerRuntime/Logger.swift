@@ -1,3 +1,4 @@
+import CLinuxShims
 import Glibc
 
 /// PgBouncer-style log lines: `2026-11-25 15:30:00.123 UTC [pid] LOG message`,
@@ -18,21 +19,31 @@ final class Logger {
         reopen(path: path)
     }
 
+    private var syslogOpen = false
+
+    /// syslog = 1: lines also go to syslog with syslog_ident and syslog_facility.
+    func configureSyslog(enabled: Bool, ident: String, facility: String) {
+        if syslogOpen { pooler_closelog() }
+        syslogOpen = enabled
+        if enabled { pooler_openlog(ident, facility) }
+    }
+
     func reopen(path: String) {
         if let file { fclose(file) }
         file = path.isEmpty ? nil : fopen(path, "a")
     }
 
-    func error(_ message: @autoclosure () -> String) { write("ERROR", message()) }
-    func warning(_ message: @autoclosure () -> String) { write("WARNING", message()) }
-    func info(_ message: @autoclosure () -> String) { write("LOG", message()) }
-    func connection(_ message: @autoclosure () -> String) { write("LOG", message()) }
+    func error(_ message: @autoclosure () -> String) { write(.error, "ERROR", message()) }
+    func warning(_ message: @autoclosure () -> String) { write(.warning, "WARNING", message()) }
+    func info(_ message: @autoclosure () -> String) { write(.info, "LOG", message()) }
+    func connection(_ message: @autoclosure () -> String) { write(.info, "LOG", message()) }
     func debug(_ message: @autoclosure () -> String) {
-        if verbose > 0 { write("DEBUG", message()) }
+        if verbose > 0 { write(.debug, "DEBUG", message()) }
     }
 
-    private func write(_ level: String, _ message: String) {
-        let line = "\(Logger.timestamp()) [\(pid)] \(level) \(message)\n"
+    private func write(_ level: Level, _ label: String, _ message: String) {
+        if syslogOpen { pooler_syslog(Int32(level.rawValue), message) }
+        let line = "\(Logger.timestamp()) [\(pid)] \(label) \(message)\n"
         if let file {
             fputs(line, file)
             fflush(file)

@@ -5,7 +5,7 @@ import PoolerConfig
 /// believes a limit or a feature is in force when it is not.
 enum PendingKeys {
     static let names: Set<String> = [
-        "server_check_delay", "server_check_query", "server_round_robin", "disable_pqexec",
+        "server_round_robin", "disable_pqexec",
         "auth_user", "auth_query", "auth_dbname", "unix_socket_group",
     ]
 

@@ -169,7 +169,7 @@ final class PoolRuntime {
     }
 
     /// A server is clean: give it to the next waiting client or park it.
-    func serverReleased(_ server: ServerConnection) {
+    func serverReleased(_ server: ServerConnection, checked: Bool = false) {
         let now = pooler.loop.now
         if server.closeWhenReleased || !pooler.serversUsable || isPaused
             || (pooler.settings.serverLifetime > 0 && Double(now &- server.connectTime) / 1e6 >= pooler.settings.serverLifetime
@@ -186,6 +186,11 @@ final class PoolRuntime {
                 return
             }
             link(server, client)
+        } else if pooler.settings.serverCheckDelay == 0 && !pooler.settings.serverCheckQuery.isEmpty && !checked {
+            // server_check_delay = 0: every released server is checked before reuse.
+            _ = state.removeIdle(server.id)
+            state.serverLoginStarted(server.id)
+            server.check(query: checkQuery)
         } else {
             server.becameIdle()
             pooler.serverBecameIdle()
@@ -229,6 +234,23 @@ final class PoolRuntime {
         for server in servers.values { server.closeWhenReleased = true }
     }
 
+    /// server_check_query on servers idle for server_check_delay. The check runs while
+    /// the server is idle, so no client waits for it; a server failing it is closed.
+    private func checkIdleServers(now: UInt64) {
+        let settings = pooler.settings
+        guard !settings.serverCheckQuery.isEmpty, settings.serverCheckDelay > 0 else { return }
+        let delay = UInt64(settings.serverCheckDelay * 1_000_000)
+        for serverID in state.idle {
+            guard let server = servers[serverID], now &- server.idleSince >= delay, state.removeIdle(serverID) else { continue }
+            state.serverLoginStarted(serverID)
+            server.check(query: checkQuery)
+        }
+    }
+
+    var checkQuery: String {
+        pooler.settings.serverCheckSendsEmptyQuery ? "" : pooler.settings.serverCheckQuery
+    }
+
     /// Called by the janitor once per tick.
     func maintain(now: UInt64) {
         let settings = pooler.settings
@@ -258,6 +280,7 @@ final class PoolRuntime {
                 server.terminate(reason: "server lifetime over")
             }
         }
+        checkIdleServers(now: now)
         if !state.waiting.isEmpty || !welcomeWaiters.isEmpty || state.serverCount < state.limits.minPoolSize {
             launchServers()
         }

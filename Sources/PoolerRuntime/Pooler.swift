@@ -72,7 +72,7 @@ final class Pooler {
     // MARK: listening
 
     func startListening() throws {
-        let backlog: Int32 = 128
+        let backlog = Int32(clamping: max(settings.listenBacklog, 1))
         for address in settings.listenAddresses {
             let hosts = address == "*" ? ["0.0.0.0", "::"] : [address]
             for host in hosts {
@@ -322,6 +322,11 @@ final class Pooler {
         }
         log.verbose = fresh.settings.verbose
         if fresh.settings.logfile != old.settings.logfile { log.reopen(path: fresh.settings.logfile) }
+        if fresh.settings.syslog != old.settings.syslog || fresh.settings.syslogIdent != old.settings.syslogIdent
+            || fresh.settings.syslogFacility != old.settings.syslogFacility {
+            log.configureSyslog(enabled: fresh.settings.syslog, ident: fresh.settings.syslogIdent,
+                                facility: fresh.settings.syslogFacility)
+        }
         for pool in pools.values {
             guard let database = fresh.database(named: pool.key.database) else { continue }
             let changed = database.host != pool.database.host || database.port != pool.database.port
@@ -361,7 +366,7 @@ final class Pooler {
         for pool in pools.values {
             if connectTimeout > 0 {
                 for id in pool.state.loggingIn {
-                    if let server = pool.servers[id], now &- server.connectTime > connectTimeout {
+                    if let server = pool.servers[id], server.isLoggingIn, now &- server.connectTime > connectTimeout {
                         server.ioFailed(SystemError("connect", errno: ETIMEDOUT))
                     }
                 }
@@ -374,26 +379,31 @@ final class Pooler {
             lastStatsTime = now
             olderStats = previousStats
             previousStats = statsByDatabase()
-            logStats()
+            if settings.logStats { logStats() }
         }
-        for forwarder in cancelForwarders { forwarder.expireIfOlder(than: max(connectTimeout, 1_000_000), now: now) }
+        let cancelTimeout = UInt64(settings.cancelWaitTimeout * 1_000_000)
+        for forwarder in cancelForwarders where cancelTimeout > 0 { forwarder.expireIfOlder(than: cancelTimeout, now: now) }
         completePendingAdminReplies()
         if shutdown != .none { checkShutdownProgress() }
     }
 
-    /// query_timeout and idle_transaction_timeout, per user entry or global, as PgBouncer:
+    /// query_timeout, transaction_timeout and idle_transaction_timeout, per user entry or
+    /// global, as PgBouncer:
     /// the server is closed and its client gets the reason.
     private func enforceTransactionTimeouts(now: UInt64) {
         for pool in pools.values where !pool.state.active.isEmpty {
             let user = config.users[pool.key.user]
             let queryTimeout = UInt64((user?.queryTimeout ?? settings.queryTimeout) * 1_000_000)
             let idleTimeout = UInt64((user?.idleTransactionTimeout ?? settings.idleTransactionTimeout) * 1_000_000)
-            guard queryTimeout > 0 || idleTimeout > 0 else { continue }
+            let transactionTimeout = UInt64((user?.transactionTimeout ?? settings.transactionTimeout) * 1_000_000)
+            guard queryTimeout > 0 || idleTimeout > 0 || transactionTimeout > 0 else { continue }
             for id in pool.state.active {
                 guard let server = pool.servers[id], server.state == .active, let client = server.client else { continue }
                 let reason: String
                 if queryTimeout > 0 && server.tracker.outstanding > 0 && now &- client.requestTime > queryTimeout {
                     reason = "query timeout"
+                } else if transactionTimeout > 0 && now &- server.transactionStart > transactionTimeout {
+                    reason = "transaction timeout"
                 } else if idleTimeout > 0 && server.tracker.outstanding == 0 && server.tracker.status != .idle
                             && now &- server.lastReadyTime > idleTimeout {
                     reason = "idle transaction timeout"

@@ -72,7 +72,9 @@ public enum PoolerMain {
         }
         let log = Logger(path: settings.logfile, toStderr: !options.quiet && !options.daemon,
                          verbose: max(options.verbose, settings.verbose))
+        log.configureSyslog(enabled: settings.syslog, ident: settings.syslogIdent, facility: settings.syslogFacility)
         for warning in config.warnings + PendingKeys.warnings(for: settings) { log.warning(warning) }
+        FileDescriptorLimit.check(settings: settings, config: config, log: log)
         let pooler: Pooler
         do {
             pooler = try Pooler(config: config, log: log)

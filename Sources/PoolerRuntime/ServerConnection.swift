@@ -8,6 +8,8 @@ import PoolerWire
 final class ServerConnection: Connection {
     enum State: String {
         case connecting, login, connectQuery, idle, active, resetting
+        /// Running server_check_query before going back into service.
+        case testing
     }
 
     let pool: PoolRuntime
@@ -43,7 +45,8 @@ final class ServerConnection: Connection {
     /// Frame being forwarded piecewise: bytes still to pass through untouched.
     private var passthroughRemaining = 0
     /// Bytes of traffic this server has forwarded (both directions), for stats.
-    private var transactionStart: UInt64 = 0
+    /// Loop time the current transaction (link) started, for transaction_timeout.
+    private(set) var transactionStart: UInt64 = 0
     private var queryStart: UInt64 = 0
 
     init(pool: PoolRuntime, fd: Int32, remote: SocketAddress, user: String, credential: ServerCredential,
@@ -57,6 +60,8 @@ final class ServerConnection: Connection {
     }
 
     override var wantsWritable: Bool { state == .connecting }
+
+    var isLoggingIn: Bool { state == .connecting || state == .login || state == .connectQuery }
 
     var logPrefix: String {
         "S-0x\(String(id, radix: 16)): \(pool.key.database)/\(pool.key.user)@\(remote)"
@@ -85,7 +90,7 @@ final class ServerConnection: Connection {
         switch state {
         case .connecting:
             return
-        case .login, .connectQuery, .resetting:
+        case .login, .connectQuery, .resetting, .testing:
             processControlFrames()
         case .active:
             forwardToClient()
@@ -108,7 +113,7 @@ final class ServerConnection: Connection {
             switch state {
             case .login:
                 handleLogin(type: frame.type, payload: payload)
-            case .connectQuery, .resetting:
+            case .connectQuery, .resetting, .testing:
                 handleInternalQuery(type: frame.type, payload: payload)
             default:
                 return
@@ -159,6 +164,8 @@ final class ServerConnection: Connection {
             let fields = ErrorFields.parse(payload)
             if state == .connectQuery {
                 loginFailed(message: "connect_query failed: \(fields.message)", code: fields.code)
+            } else if state == .testing {
+                close(reason: "test query failed: \(fields.message)")
             } else {
                 pooler.log.warning("\(logPrefix) server_reset_query failed: \(fields.message)")
             }
@@ -170,6 +177,9 @@ final class ServerConnection: Connection {
             }
             if state == .connectQuery {
                 loginComplete()
+            } else if state == .testing {
+                state = .idle
+                pool.serverReleased(self, checked: true)
             } else {
                 forgetSession(for: SessionCommandScanner.scan(pooler.settings.serverResetQuery))
                 state = .idle
@@ -249,6 +259,17 @@ final class ServerConnection: Connection {
         updateInterest()
     }
 
+    /// Runs server_check_query (an empty query for `<empty>`); the pool gets the server
+    /// back through `serverReleased` when it passes.
+    func check(query: String) {
+        client = nil
+        state = .testing
+        var writer = MessageWriter()
+        writer.query(query)
+        output.append(writer.bytes)
+        flush()
+    }
+
     /// Sends `server_reset_query` before the server goes back to the pool.
     func reset(query: String) {
         client = nil
@@ -281,7 +302,13 @@ final class ServerConnection: Connection {
             case .frame(let frame):
                 let type = frame.type
                 let hidden = responses.inHiddenQuery
-                let forward = responses.serverSent(type) == .forward
+                var replacement: [UInt8]?
+                let forward: Bool
+                switch responses.serverSent(type) {
+                case .forward: forward = true
+                case .drop: forward = false
+                case .replace(let bytes): forward = false; replacement = bytes
+                }
                 switch type {
                 case BackendMessageID.readyForQuery:
                     let status = TransactionStatus(rawValue: bytes[frame.payloadStart]) ?? .failed
@@ -307,12 +334,16 @@ final class ServerConnection: Connection {
                     if type == BackendMessageID.errorResponse {
                         if hidden {
                             let fields = ErrorFields.parse(UnsafeRawBufferPointer(rebasing: bytes[frame.payloadStart..<frame.end]))
+                            // None of the statements took effect: this server's settings are
+                            // unknown now, so it is not reused.
                             pooler.log.warning("\(logPrefix) setting session parameters failed: \(fields.message)")
+                            closeWhenReleased = true
                         } else {
                             batchFailed = true
                         }
                     }
                     if forward { client.output.append(UnsafeRawBufferPointer(rebasing: bytes[0..<frame.end])) }
+                    if let replacement { client.output.append(replacement) }
                     input.consume(frame.end)
                 }
                 if forward { pool.stats.bytesSent += UInt64(frame.end) }
@@ -323,7 +354,7 @@ final class ServerConnection: Connection {
                 guard let header, header.type != BackendMessageID.readyForQuery,
                       header.type != BackendMessageID.parameterStatus else { break loop }
                 if header.type == BackendMessageID.errorResponse && !responses.inHiddenQuery { batchFailed = true }
-                passthroughDrop = responses.serverSent(header.type) == .drop
+                passthroughDrop = responses.serverSent(header.type) == .drop // a replaced error is never this big
                 if !passthroughDrop {
                     client.output.append(bytes)
                     pool.stats.bytesSent += UInt64(bytes.count)

@@ -1,3 +1,4 @@
+import Glibc
 import Testing
 @testable import PoolerConfig
 
@@ -29,7 +30,12 @@ import Testing
         var path = "\(#filePath)".split(separator: "/", omittingEmptySubsequences: false)
         path.removeLast(3)
         let file = path.joined(separator: "/") + "/pooler.ini.example"
+        if getenv("POOLER_UPDATE_EXAMPLE") != nil, let handle = fopen(file, "w") {
+            // scripts/update-example-ini.sh
+            fputs(ConfigDocs.exampleIni(), handle)
+            fclose(handle)
+        }
         let committed = try FileReading.read(file)
-        #expect(committed == ConfigDocs.exampleIni(), "regenerate pooler.ini.example from ConfigDocs.exampleIni()")
+        #expect(committed == ConfigDocs.exampleIni(), "run scripts/update-example-ini.sh")
     }
 }

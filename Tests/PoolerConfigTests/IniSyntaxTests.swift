@@ -93,9 +93,9 @@ import Testing
     }
 
     @Test func unsupportedKeysWarnOnce() throws {
-        let config = try parse("[pgbouncer]\nsyslog = 1\nlisten_port = 1\nsyslog = 0\nclient_tls_sslmode = require\n")
+        let config = try parse("[pgbouncer]\nserver_fast_close = 1\nlisten_port = 1\nserver_fast_close = 0\nclient_tls_sslmode = require\n")
         #expect(config.warnings == [
-            "pooler.ini:2: parameter syslog is not supported by this pooler yet, ignored",
+            "pooler.ini:2: parameter server_fast_close is not supported by this pooler yet, ignored",
             "pooler.ini:5: parameter client_tls_sslmode is not supported by this pooler yet, ignored",
         ])
         #expect(config.settings.value(of: "syslog") == "0")

@@ -31,7 +31,8 @@ import Testing
             "log_disconnections", "log_pooler_errors", "verbose", "max_packet_size", "pkt_buf", "so_reuseport",
             "tcp_keepalive", "stats_period", "application_name_add_host", "max_prepared_statements",
             "track_extra_parameters", "server_round_robin", "disable_pqexec", "user", "auth_user", "auth_query",
-            "auth_dbname",
+            "auth_dbname", "listen_backlog", "max_db_client_connections", "max_user_client_connections", "syslog",
+            "syslog_ident", "syslog_facility", "log_stats", "cancel_wait_timeout", "transaction_timeout",
         ])
     }
 

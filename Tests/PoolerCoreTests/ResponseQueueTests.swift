@@ -89,4 +89,15 @@ import PoolerWire
         #expect(q.serverSent(ready) == .forward)
         #expect(q.isEmpty)
     }
+
+    @Test func failingParseErrorIsReplaced() {
+        var q = ResponseQueue()
+        q.append(.failingParse([7, 7]))
+        q.append(.bind)
+        q.append(.sync)
+        #expect(q.serverSent(BackendMessageID.errorResponse) == .replace([7, 7]))
+        #expect(q.serverSent(ready) == .forward)
+        #expect(q.isEmpty)
+        #expect(q.takeFailedStatements().isEmpty)
+    }
 }

@@ -48,7 +48,7 @@ import Testing
         client.reported(name: "TimeZone", value: "UTC")
         client.requested(name: "application_name", value: "psql")
         let statements = SessionSettings.alignment(server: server, client: client)
-        #expect(statements == ["SELECT pg_catalog.set_config('application_name', 'psql', false)", "RESET search_path"])
+        #expect(statements == ["SELECT pg_catalog.set_config('application_name', 'psql', false)", "RESET \"search_path\""])
         server.aligned(to: client)
         #expect(SessionSettings.alignment(server: server, client: client) == nil)
     }
@@ -100,5 +100,12 @@ import Testing
         client.apply(.setConfig(name: "search_path", value: "a, public"))
         #expect(SessionSettings.alignment(server: SessionSettings(), client: client)
                 == ["SELECT pg_catalog.set_config('search_path', 'a, public', false)"])
+    }
+}
+
+@Suite struct QuotedNameTests {
+    @Test func reservedWordsAreQuoted() {
+        #expect(SessionSettings.quotedName("myapp.user") == "\"myapp\".\"user\"")
+        #expect(SessionSettings.quotedName("a\"b") == "\"a\"\"b\"")
     }
 }

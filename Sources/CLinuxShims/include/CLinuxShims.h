@@ -50,4 +50,9 @@ void pooler_install_signal_handlers(int wake_fd);
 /* Returns and clears the pending count for a signal number (SIGHUP, SIGINT, ...). */
 int pooler_take_signal(int signo);
 
+/* syslog(3) is variadic; these take a finished message. */
+void pooler_openlog(const char *ident, const char *facility);
+void pooler_syslog(int level, const char *message);
+void pooler_closelog(void);
+
 #endif
