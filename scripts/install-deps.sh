@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building and testing need, only when missing (Debian 12): PostgreSQL 15
-# server and client (psql, pgbench), libpq and OpenSSL headers, pkg-config.
+# server and client (psql, pgbench), libpq and OpenSSL headers, pkg-config, promtool.
 set -euo pipefail
 missing=()
 [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql-15)
@@ -10,6 +10,7 @@ command -v pgbench >/dev/null || missing+=(postgresql-15)
 [ -f /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 command -v setpriv >/dev/null || missing+=(util-linux)
+command -v promtool >/dev/null || missing+=(prometheus)   # the metrics tests validate with promtool
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "missing packages: ${missing[*]} (run as root or install them)" >&2

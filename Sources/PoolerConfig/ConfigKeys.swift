@@ -1,9 +1,13 @@
 /// Every `[pgbouncer]` key PgBouncer 1.25 documents, in the order of its
-/// documentation (doc/config.md), with PgBouncer's defaults (src/main.c).
+/// documentation (doc/config.md), with PgBouncer's defaults (src/main.c), then this
+/// pooler's own keys (`extensions`), which PgBouncer would refuse.
 /// Parsing, SET, SHOW CONFIG and pooler.ini.example all derive from this table.
 public enum ConfigKeys {
     public static let all: [ConfigKey] =
-        generic + authentication + logging + console + sanity + tls + dangerousTimeouts + network
+        generic + authentication + logging + console + sanity + tls + dangerousTimeouts + network + extensions
+
+    /// Keys PgBouncer does not have.
+    public static let extensionNames: Set<String> = Set(extensions.map(\.name))
 
     /// The keys this pooler acts on.
     public static var implemented: [ConfigKey] { all.filter(\.implemented) }
@@ -165,4 +169,11 @@ public enum ConfigKeys {
         K("tcp_keepintvl", .int, "0", help: "TCP_KEEPINTVL. 0 keeps the system default."),
         K("tcp_user_timeout", .int, "0", help: "TCP_USER_TIMEOUT in milliseconds. 0 keeps the system default."),
     ].map { $0.inGroup("Low-level network settings") }
+
+    private static let extensions: [ConfigKey] = [
+        K("metrics_listen_addr", .string, "", .string(\.metricsListenAddr), reloadable: false,
+          help: "Address for the Prometheus endpoint (GET /metrics, GET /healthz). Empty with metrics_listen_port 0 disables it; * means all addresses."),
+        K("metrics_listen_port", .int, "0", .int(\.metricsListenPort), reloadable: false,
+          help: "Port for the Prometheus endpoint. 0 disables it."),
+    ].map { $0.inGroup("Pooler extensions (not in PgBouncer)") }
 }

@@ -62,6 +62,8 @@ public struct Settings: Equatable, Sendable {
     public var soReuseport = false
     public var tcpKeepalive = false
     public var listenBacklog = 0
+    public var metricsListenAddr = ""
+    public var metricsListenPort = 0
 
     public var maxDbClientConnections = 0
     public var maxUserClientConnections = 0

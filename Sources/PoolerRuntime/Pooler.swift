@@ -72,6 +72,8 @@ final class Pooler {
     // MARK: listening
 
     func startListening() throws {
+        // Metrics first: once the client port accepts, the whole pooler is up.
+        try startMetricsListener()
         let backlog = Int32(clamping: max(settings.listenBacklog, 1))
         for address in settings.listenAddresses {
             let hosts = address == "*" ? ["0.0.0.0", "::"] : [address]
@@ -98,6 +100,25 @@ final class Pooler {
         let listener = ListenerHandler(pooler: self, fd: fd, isUnix: isUnix, port: settings.listenPort, path: path)
         listener.token = try loop.register(fd: fd, events: EventMask.readable, handler: listener)
         listeners.append(listener)
+    }
+
+    var metricsListeners: [MetricsListener] = []
+    var metricsConnections: [Int: MetricsConnection] = [:]
+
+    /// metrics_listen_addr/metrics_listen_port: the Prometheus endpoint (off at port 0).
+    private func startMetricsListener() throws {
+        guard settings.metricsListenPort > 0 else { return }
+        let address = settings.metricsListenAddr.isEmpty ? "127.0.0.1" : settings.metricsListenAddr
+        for host in address == "*" ? ["0.0.0.0", "::"] : [address] {
+            guard let resolved = SocketAddress.resolve(host: host, port: settings.metricsListenPort, passive: true).first else {
+                throw StartupError("could not resolve metrics_listen_addr \(host)")
+            }
+            let fd = try ListenSocket.tcp(resolved, backlog: 16, reusePort: false)
+            let listener = MetricsListener(pooler: self, fd: fd)
+            listener.token = try loop.register(fd: fd, events: EventMask.readable, handler: listener)
+            metricsListeners.append(listener)
+            log.info("metrics on http://\(resolved)/metrics")
+        }
     }
 
     private func closeListeners() {
