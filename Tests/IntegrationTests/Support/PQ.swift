@@ -91,7 +91,8 @@ enum PQ {
 }
 
 final class PQConnection: @unchecked Sendable {
-    private var connection: OpaquePointer?
+    /// The libpq handle (nil once closed), for the helpers in PQExtended.swift.
+    private(set) var connection: OpaquePointer?
     let defaultTimeout: Double
 
     fileprivate init(conninfo: String, timeout: Double) throws {
@@ -162,7 +163,7 @@ final class PQConnection: @unchecked Sendable {
         }
     }
 
-    private func run(timeout: Double?, send: (OpaquePointer) -> Int32) throws -> PQResult {
+    func run(timeout: Double?, send: (OpaquePointer) -> Int32) throws -> PQResult {
         guard let connection else {
             throw PQError(message: "connection is closed", sqlstate: nil, fullMessage: "")
         }
@@ -196,13 +197,13 @@ final class PQConnection: @unchecked Sendable {
         return last ?? PQResult(columns: [], rows: [], commandTag: "")
     }
 
-    private func connectionError() -> PQError {
+    func connectionError() -> PQError {
         let text = connection.map { String(cString: PQerrorMessage($0)) } ?? "connection is closed"
         return PQError(message: text.trimmingCharacters(in: .whitespacesAndNewlines), sqlstate: nil,
                        fullMessage: text)
     }
 
-    private static func error(from result: OpaquePointer, connection: OpaquePointer) -> PQError {
+    static func error(from result: OpaquePointer, connection: OpaquePointer) -> PQError {
         func field(_ code: UInt8) -> String? {
             guard let value = PQresultErrorField(result, Int32(code)) else { return nil }
             return String(cString: value)
@@ -213,7 +214,7 @@ final class PQConnection: @unchecked Sendable {
         return PQError(message: message, sqlstate: field(UInt8(ascii: "C")), fullMessage: full)
     }
 
-    private static func convert(_ result: OpaquePointer) -> PQResult {
+    static func convert(_ result: OpaquePointer) -> PQResult {
         let columnCount = PQnfields(result), rowCount = PQntuples(result)
         let columns = (0..<columnCount).map { String(cString: PQfname(result, $0)) }
         let rows: [[String?]] = (0..<rowCount).map { row in
@@ -225,7 +226,7 @@ final class PQConnection: @unchecked Sendable {
     }
 
     /// poll(2) on the libpq socket until `events` or the deadline.
-    private static func waitForSocket(_ socket: Int32, events: Int16, deadline: Deadline) -> Bool {
+    static func waitForSocket(_ socket: Int32, events: Int16, deadline: Deadline) -> Bool {
         guard socket >= 0 else { return true }  // let libpq report the broken connection
         var descriptor = pollfd(fd: socket, events: events, revents: 0)
         while true {
