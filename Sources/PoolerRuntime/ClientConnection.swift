@@ -330,6 +330,7 @@ final class ClientConnection: Connection {
                 input.consume(bytes.count)
             case .frame(let frame):
                 guard let server else {
+                    if frame.type == FrontendMessageID.parse, answerPrepareLocally(frame, in: bytes) { continue }
                     switch TransactionTracker.effect(of: frame.type) {
                     case .forward where TransactionTracker.isCopyStream(frame.type):
                         // Copy data after the server ended the COPY (it failed): the

@@ -113,6 +113,33 @@ extension ClientConnection {
         }
     }
 
+    /// A client outside any transaction that only prepares (Parse of a named statement,
+    /// then Sync: libpq's PQprepare) is answered without a server. A client blocked
+    /// in a synchronous prepare cannot then hold up others that wait for its
+    /// server (pgbench -M prepared would deadlock a small pool otherwise). The
+    /// statement is parsed on a server at its first use, so a syntax error surfaces
+    /// there. Returns true when both frames were consumed.
+    func answerPrepareLocally(_ parse: Frame, in bytes: UnsafeRawBufferPointer) -> Bool {
+        guard tracksPreparedStatements,
+              case .frame(let sync) = FrameScanner.scan(bytes, from: parse.end, maxPacketSize: pooler.settings.maxPacketSize),
+              sync.type == FrontendMessageID.sync else { return false }
+        var reader = MessageReader(UnsafeRawBufferPointer(rebasing: bytes[parse.payloadStart..<parse.end]))
+        guard let name = reader.cString(), !name.isEmpty else { return false }
+        var writer = MessageWriter()
+        if statements[name] != nil {
+            writer.errorResponse(code: "42P05", message: "prepared statement \"\(name)\" already exists")
+        } else {
+            pool?.stats.clientParseCount += 1
+            let id = pooler.statementRegistry.retain(body: reader.rest())
+            _ = statements.set(name, to: id)
+            writer.raw(Self.parseComplete)
+        }
+        writer.readyForQuery(.idle)
+        output.append(writer.bytes)
+        input.consume(sync.end)
+        return true
+    }
+
     /// Makes sure `server` has statement `id`, injecting a hidden Parse if not.
     private func prepare(_ id: Int, on server: ServerConnection) {
         if server.statementCache.contains(id) {
