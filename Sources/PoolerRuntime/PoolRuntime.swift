@@ -100,9 +100,15 @@ final class PoolRuntime {
     /// Opens as many server connections as waiting clients and min_pool_size need.
     func launchServers() {
         guard pooler.serversUsable, !isPaused, recentLoginFailure == nil else { return }
-        let room = pooler.globalServerRoom(for: self)
-        let count = state.serversToOpen(now: pooler.loop.now, extraDemand: welcomeWaiters.isEmpty ? 0 : 1, globalRoom: room)
-        for _ in 0..<count { openServer() }
+        let needed = state.serversToOpen(now: pooler.loop.now, extraDemand: welcomeWaiters.isEmpty ? 0 : 1)
+        guard needed > 0 else { return }
+        var room = pooler.globalServerRoom(for: self)
+        if needed > room {
+            // max_db_connections / max_user_connections reached: idle servers of other
+            // pools under the same limit make way, as PgBouncer evicts them.
+            room += pooler.evictIdleServers(for: self, count: needed - room)
+        }
+        for _ in 0..<min(needed, room) { openServer() }
     }
 
     private func openServer() {

@@ -218,6 +218,25 @@ final class Pooler {
         return max(room, 0)
     }
 
+    /// Closes up to `count` idle servers of other pools that share a full
+    /// max_db_connections or max_user_connections limit with `pool`; returns how many.
+    func evictIdleServers(for pool: PoolRuntime, count: Int) -> Int {
+        let dbLimit = pool.database.maxDbConnections ?? settings.maxDbConnections
+        let userLimit = config.users[pool.key.user]?.maxUserConnections ?? settings.maxUserConnections
+        var evicted = 0
+        for other in orderedPools where other !== pool && evicted < count {
+            let sharesDatabase = dbLimit > 0 && other.key.database == pool.key.database
+            let sharesUser = userLimit > 0 && other.key.user == pool.key.user
+            guard sharesDatabase || sharesUser else { continue }
+            for serverID in other.state.idle where evicted < count {
+                guard let server = other.servers[serverID], other.state.removeIdle(serverID) else { continue }
+                server.terminate(reason: "evicted")
+                evicted += 1
+            }
+        }
+        return evicted
+    }
+
     /// A server went idle: a pool over a shared limit may now open one.
     func serverBecameIdle() {
         if shutdown == .waitForServers { checkShutdownProgress() }

@@ -1,0 +1,158 @@
+import Glibc
+import Testing
+
+/// SIGHUP reloads the ini (an invalid one is refused and the old configuration
+/// kept); SIGUSR1 pauses and SIGUSR2 resumes, as PgBouncer.
+@Suite struct SignalReloadTests {
+    /// Rewrites the pooler's ini with `settings` applied (and `databases` when
+    /// given) plus raw `extraLines` appended to [pgbouncer]; returns the text.
+    @discardableResult
+    private static func rewriteIni(_ pooler: PoolerProcess, settings: [String] = [], databases: [String]? = nil,
+                                   extraLines: [String] = []) throws -> String {
+        var ini = pooler.ini
+        ini.apply(settings)
+        if let databases { ini.databases = databases }
+        var text = ini.render()
+        for line in extraLines { text += line + "\n" }
+        try writeTextFile(pooler.iniPath, text)
+        return text
+    }
+
+    /// Sends SIGHUP and waits for the reload to be logged `count` times in all.
+    private static func reload(_ pooler: PoolerProcess, count: Int = 1) -> Bool {
+        guard pooler.send(signal: SIGHUP) else { return false }
+        return waitUntil(timeout: 5) {
+            pooler.logText.components(separatedBy: "got SIGHUP").count - 1 >= count
+        }
+    }
+
+    private static func configValue(_ admin: PQConnection, _ key: String) throws -> String? {
+        try admin.exec("SHOW CONFIG").row(where: ["key": key])?["value"]
+    }
+
+    @Test func sighupRaisesPoolSizeForConcurrentTransactions() throws {
+        let pooler = try PoolerProcess(settings: ["default_pool_size = 1"])
+        defer { pooler.stop() }
+        let admin = try pooler.admin()
+        defer { admin.close() }
+        #expect(try Self.configValue(admin, "default_pool_size") == "1")
+
+        try Self.rewriteIni(pooler, settings: ["default_pool_size = 3"])
+        #expect(Self.reload(pooler), "no SIGHUP in the log\n\(pooler.diagnostics)")
+        let applied = try waitUntil(timeout: 5) { try Self.configValue(admin, "default_pool_size") == "3" }
+        #expect(applied, "default_pool_size after SIGHUP: \(String(describing: try? Self.configValue(admin, "default_pool_size")))\n\(pooler.diagnostics)")
+
+        let clients = try (0..<3).map { _ in try pooler.connect() }
+        defer { clients.forEach { $0.close() } }
+        let begun = clients.map { client in
+            Background { () throws -> String? in
+                try client.exec("BEGIN", timeout: 10)
+                return try client.exec("SELECT pg_backend_pid()", timeout: 10).scalar
+            }
+        }
+        let pids = begun.map { $0.wait(timeout: 10) }
+        #expect(pids.allSatisfy { (try? $0?.get()) != nil },
+                "3 transactions should run at once with pool size 3: \(pids)\n\(pooler.diagnostics)")
+        #expect(Set(pids.compactMap { try? $0?.get() }).count == 3, "three distinct servers: \(pids)")
+        let active = try waitUntil(timeout: 5) { try admin.poolCount("sv_active") == 3 }
+        #expect(active, "SHOW POOLS: \(String(describing: try? admin.poolRow()))")
+        for (index, client) in clients.enumerated() where begun[index].isDone {
+            try client.exec("COMMIT", timeout: 10)
+        }
+    }
+
+    @Test func sighupWithInvalidIniKeepsTheOldConfiguration() throws {
+        let pooler = try PoolerProcess(settings: ["default_pool_size = 1"])
+        defer { pooler.stop() }
+        let admin = try pooler.admin()
+        defer { admin.close() }
+        let client = try pooler.connect()
+        defer { client.close() }
+        #expect(try client.exec("SELECT 1").scalar == "1")
+
+        try Self.rewriteIni(pooler, settings: ["default_pool_size = 3"], extraLines: ["no_such_setting = 1"])
+        #expect(Self.reload(pooler), "no SIGHUP in the log\n\(pooler.diagnostics)")
+        let refused = waitUntil(timeout: 5) {
+            pooler.logText.contains("no_such_setting") && pooler.logText.contains("ERROR")
+        }
+        #expect(refused, "an invalid ini should be refused with an error naming the key\n\(pooler.diagnostics)")
+        #expect(pooler.isRunning)
+        #expect(try Self.configValue(admin, "default_pool_size") == "1", "the old pool size must stay")
+        #expect(try client.exec("SELECT 2").scalar == "2")
+        let newcomer = try pooler.connect()
+        defer { newcomer.close() }
+        #expect(try newcomer.exec("SELECT 3").scalar == "3")
+
+        // Pool size 1 still holds: a second transaction waits while one is open.
+        try client.exec("BEGIN")
+        try client.exec("SELECT 1")
+        let second = Background { try newcomer.exec("SELECT 4", timeout: 20).scalar }
+        let waiting = try waitUntil(timeout: 5) { try admin.poolCount("cl_waiting") >= 1 }
+        #expect(waiting, "with pool size 1 the second client should wait: \(String(describing: try? admin.poolRow()))")
+        try client.exec("COMMIT")
+        #expect((try? second.wait(timeout: 10)?.get()) == "4")
+
+        // A later valid reload still works.
+        try Self.rewriteIni(pooler, settings: ["default_pool_size = 2"])
+        #expect(Self.reload(pooler, count: 2))
+        let applied = try waitUntil(timeout: 5) { try Self.configValue(admin, "default_pool_size") == "2" }
+        #expect(applied, "\(pooler.diagnostics)")
+    }
+
+    @Test func sighupAddsADatabase() throws {
+        let pooler = try PoolerProcess(databases: [
+            "app_db = host=127.0.0.1 port=\(PostgresCluster.shared().port) dbname=app_db",
+        ])
+        defer { pooler.stop() }
+        #expect(throws: PQError.self, "no entry for added_db yet") {
+            let early = try pooler.connect(database: "added_db", timeout: 10)
+            early.close()
+        }
+        try Self.rewriteIni(pooler, databases: [
+            "app_db = host=127.0.0.1 port=\(pooler.cluster.port) dbname=app_db",
+            "added_db = host=127.0.0.1 port=\(pooler.cluster.port) dbname=app_db",
+        ])
+        #expect(Self.reload(pooler), "no SIGHUP in the log\n\(pooler.diagnostics)")
+        var lastError: Error?
+        let connected = waitUntil(timeout: 5, interval: 0.1) {
+            do {
+                let client = try pooler.connect(database: "added_db", timeout: 5)
+                defer { client.close() }
+                return try client.exec("SELECT current_database()").scalar == "app_db"
+            } catch {
+                lastError = error
+                return false
+            }
+        }
+        #expect(connected, "added_db should be connectable after SIGHUP: \(String(describing: lastError))\n\(pooler.diagnostics)")
+        let admin = try pooler.admin()
+        defer { admin.close() }
+        #expect(try admin.exec("SHOW DATABASES").row(where: ["name": "added_db"]) != nil)
+    }
+
+    @Test func sigusr1PausesAndSigusr2Resumes() throws {
+        let pooler = try PoolerProcess()
+        defer { pooler.stop() }
+        let client = try pooler.connect()
+        defer { client.close() }
+        #expect(try client.exec("SELECT 1").scalar == "1")
+        let admin = try pooler.admin()
+        defer { admin.close() }
+
+        #expect(pooler.send(signal: SIGUSR1))
+        let paused = waitUntil(timeout: 5) { pooler.logText.contains("SIGUSR1") }
+        #expect(paused, "\(pooler.diagnostics)")
+        let query = Background { try client.exec("SELECT 5", timeout: 20).scalar }
+        let waiting = try waitUntil(timeout: 5) { try admin.poolCount("cl_waiting") >= 1 }
+        #expect(waiting, "a query should wait while paused: \(String(describing: try? admin.poolRow()))\n\(pooler.diagnostics)")
+        #expect(!query.isDone, "\(String(describing: query.wait(timeout: 0)))")
+
+        #expect(pooler.send(signal: SIGUSR2))
+        let answer = query.wait(timeout: 10)
+        #expect((try? answer?.get()) == "5", "SIGUSR2 should resume: \(String(describing: answer))\n\(pooler.diagnostics)")
+        #expect(pooler.logText.contains("SIGUSR2"))
+        // After SIGUSR2 the pooler is not paused any more.
+        let resumeError = #expect(throws: PQError.self) { try admin.exec("RESUME") }
+        #expect(resumeError?.message.contains("not paused") == true, "\(String(describing: resumeError))")
+    }
+}
