@@ -56,6 +56,8 @@ public struct ConfigKey: @unchecked Sendable {  // immutable; the key paths insi
         case list(WritableKeyPath<Settings, [String]>)
         case poolMode(WritableKeyPath<Settings, PoolMode>)
         case authType(WritableKeyPath<Settings, AuthType>)
+        /// An enumeration value kept as its (lowercased) word.
+        case word(WritableKeyPath<Settings, String>)
     }
 
     /// A value read from text, in the form its kind gives it.

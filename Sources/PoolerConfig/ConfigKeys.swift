@@ -124,22 +124,22 @@ public enum ConfigKeys {
     private static let sslModes = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 
     private static let tls: [ConfigKey] = [
-        K("client_tls_sslmode", .enumeration(sslModes), "disable", help: "TLS mode for client connections."),
-        K("client_tls_key_file", .string, "", help: "Private key for client connections."),
-        K("client_tls_cert_file", .string, "", help: "Certificate for client connections."),
-        K("client_tls_ca_file", .string, "", help: "Root certificates that validate client certificates."),
-        K("client_tls_protocols", .string, "secure", help: "TLS versions allowed for clients."),
-        K("client_tls_ciphers", .string, "default", help: "TLS 1.2 and older ciphers allowed for clients."),
-        K("client_tls13_ciphers", .string, "", help: "TLS 1.3 ciphers allowed for clients."),
-        K("client_tls_ecdhcurve", .string, "auto", help: "Elliptic curve for ECDH key exchange with clients."),
-        K("client_tls_dheparams", .string, "auto", help: "DHE key exchange type with clients."),
-        K("server_tls_sslmode", .enumeration(sslModes), "prefer", help: "TLS mode for server connections."),
-        K("server_tls_ca_file", .string, "", help: "Root certificates that validate server certificates."),
-        K("server_tls_key_file", .string, "", help: "Private key for authenticating to servers."),
-        K("server_tls_cert_file", .string, "", help: "Certificate for authenticating to servers."),
-        K("server_tls_protocols", .string, "secure", help: "TLS versions allowed for servers."),
-        K("server_tls_ciphers", .string, "default", help: "TLS 1.2 and older ciphers allowed for servers."),
-        K("server_tls13_ciphers", .string, "", help: "TLS 1.3 ciphers allowed for servers."),
+        K("client_tls_sslmode", .enumeration(sslModes), "disable", .word(\.clientTLSSSLMode), help: "TLS mode for client connections."),
+        K("client_tls_key_file", .string, "", .string(\.clientTLSKeyFile), help: "Private key for client connections."),
+        K("client_tls_cert_file", .string, "", .string(\.clientTLSCertFile), help: "Certificate for client connections."),
+        K("client_tls_ca_file", .string, "", .string(\.clientTLSCAFile), help: "Root certificates that validate client certificates."),
+        K("client_tls_protocols", .string, "secure", .string(\.clientTLSProtocols), help: "TLS versions allowed for clients."),
+        K("client_tls_ciphers", .string, "default", .string(\.clientTLSCiphers), help: "TLS 1.2 and older ciphers allowed for clients."),
+        K("client_tls13_ciphers", .string, "", .string(\.clientTLS13Ciphers), help: "TLS 1.3 ciphers allowed for clients."),
+        K("client_tls_ecdhcurve", .string, "auto", .string(\.clientTLSECDHCurve), help: "Elliptic curve for ECDH key exchange with clients."),
+        K("client_tls_dheparams", .string, "auto", .string(\.clientTLSDHEParams), help: "DHE key exchange type with clients."),
+        K("server_tls_sslmode", .enumeration(sslModes), "prefer", .word(\.serverTLSSSLMode), help: "TLS mode for server connections."),
+        K("server_tls_ca_file", .string, "", .string(\.serverTLSCAFile), help: "Root certificates that validate server certificates."),
+        K("server_tls_key_file", .string, "", .string(\.serverTLSKeyFile), help: "Private key for authenticating to servers."),
+        K("server_tls_cert_file", .string, "", .string(\.serverTLSCertFile), help: "Certificate for authenticating to servers."),
+        K("server_tls_protocols", .string, "secure", .string(\.serverTLSProtocols), help: "TLS versions allowed for servers."),
+        K("server_tls_ciphers", .string, "default", .string(\.serverTLSCiphers), help: "TLS 1.2 and older ciphers allowed for servers."),
+        K("server_tls13_ciphers", .string, "", .string(\.serverTLS13Ciphers), help: "TLS 1.3 ciphers allowed for servers."),
     ].map { $0.inGroup("TLS settings") }
 
     private static let dangerousTimeouts: [ConfigKey] = [
@@ -175,5 +175,7 @@ public enum ConfigKeys {
           help: "Address for the Prometheus endpoint (GET /metrics, GET /healthz). Empty with metrics_listen_port 0 disables it; * means all addresses."),
         K("metrics_listen_port", .int, "0", .int(\.metricsListenPort), reloadable: false,
           help: "Port for the Prometheus endpoint. 0 disables it."),
+        K("server_tls_direct", .bool, "0", .bool(\.serverTLSDirect),
+          help: "Open TLS to servers directly (PostgreSQL 17 sslnegotiation=direct, ALPN postgresql) instead of SSLRequest first. Needs PostgreSQL 17 or later."),
     ].map { $0.inGroup("Pooler extensions (not in PgBouncer)") }
 }

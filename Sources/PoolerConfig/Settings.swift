@@ -62,6 +62,23 @@ public struct Settings: Equatable, Sendable {
     public var soReuseport = false
     public var tcpKeepalive = false
     public var listenBacklog = 0
+    public var clientTLSSSLMode = ""
+    public var clientTLSKeyFile = ""
+    public var clientTLSCertFile = ""
+    public var clientTLSCAFile = ""
+    public var clientTLSProtocols = ""
+    public var clientTLSCiphers = ""
+    public var clientTLS13Ciphers = ""
+    public var clientTLSECDHCurve = ""
+    public var clientTLSDHEParams = ""
+    public var serverTLSSSLMode = ""
+    public var serverTLSCAFile = ""
+    public var serverTLSKeyFile = ""
+    public var serverTLSCertFile = ""
+    public var serverTLSProtocols = ""
+    public var serverTLSCiphers = ""
+    public var serverTLS13Ciphers = ""
+    public var serverTLSDirect = false
     public var metricsListenAddr = ""
     public var metricsListenPort = 0
 
@@ -120,6 +137,8 @@ public struct Settings: Equatable, Sendable {
         case let (.list(path), .list(items)):
             self[keyPath: path] = items
             listTexts[name] = text
+        case let (.word(path), .word(word)):
+            self[keyPath: path] = word.lowercased()
         case let (.poolMode(path), .word(word)):
             self[keyPath: path] = PoolMode(configValue: word)!
         case let (.authType(path), .word(word)):
@@ -152,6 +171,7 @@ public struct Settings: Equatable, Sendable {
             return items.joined(separator: ",")
         case .poolMode(let path): return self[keyPath: path].rawValue
         case .authType(let path): return self[keyPath: path].rawValue
+        case .word(let path): return self[keyPath: path]
         }
     }
 }

@@ -31,11 +31,16 @@ public struct ClientAuthStateMachine {
     /// missing user looks exactly like a wrong password.
     private let userKnown: Bool
 
-    public init(user: String, authType: AuthType, secret: String?) {
+    /// tls-server-end-point data when the client came over TLS: SCRAM-SHA-256-PLUS
+    /// is offered (channel binding), as PostgreSQL does.
+    private let channelBinding: [UInt8]?
+
+    public init(user: String, authType: AuthType, secret: String?, channelBinding: [UInt8]? = nil) {
         self.user = user
         self.authType = authType
         self.secret = secret
         self.userKnown = secret != nil
+        self.channelBinding = channelBinding
     }
 
     private var failure: Action {
@@ -77,8 +82,11 @@ public struct ClientAuthStateMachine {
             // Unknown user, or an md5 hash that cannot serve SCRAM: fail at the end.
             exchange = SCRAMServerExchange.mock(user: user)
         }
-        phase = .scramFirst(exchange)
-        writer.authenticationSASL(mechanisms: ["SCRAM-SHA-256"])
+        var offered = exchange
+        offered.channelBindingData = channelBinding
+        phase = .scramFirst(offered)
+        writer.authenticationSASL(mechanisms: channelBinding == nil ? ["SCRAM-SHA-256"]
+                                                                    : ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"])
         return .send(writer.bytes)
     }
 
@@ -96,10 +104,18 @@ public struct ClientAuthStateMachine {
             return MD5Password.verify(response: response, storedSecret: secret, user: user, salt: salt)
                 ? .accept(final: nil) : failure
         case .scramFirst(var exchange):
-            guard let mechanism = reader.cString(), mechanism == "SCRAM-SHA-256",
+            guard let mechanism = reader.cString(),
+                  mechanism == "SCRAM-SHA-256" || (mechanism == "SCRAM-SHA-256-PLUS" && channelBinding != nil),
                   let length = reader.int32(), length >= 0, let data = reader.bytes(count: Int(length)) else {
                 phase = .done
                 return .fail(message: "malformed SASL initial response", code: SQLState.protocolViolation)
+            }
+            // The mechanism and the gs2 flag must agree: -PLUS uses p=, plain SCRAM does not.
+            let usesBinding = data.first == UInt8(ascii: "p")
+            if usesBinding != (mechanism == "SCRAM-SHA-256-PLUS") {
+                phase = .done
+                return .fail(message: "channel binding does not match the SASL mechanism \(mechanism)",
+                             code: SQLState.protocolViolation)
             }
             do {
                 let serverFirst = try exchange.receiveClientFirst(data)

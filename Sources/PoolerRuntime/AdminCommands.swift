@@ -233,6 +233,13 @@ extension Pooler {
         } catch {
             return "\(error)"
         }
+        if definition.name.hasPrefix("client_tls") || definition.name.hasPrefix("server_tls") {
+            do {
+                tlsSetup = try TLSSetup.make(candidate.settings)
+            } catch {
+                return "SET \(definition.name) failed: \(error)"
+            }
+        }
         log.info("SET \(definition.name) = \(value)")
         apply(candidate)
         return nil

@@ -90,6 +90,7 @@ final class AdminService {
                 connectTime: wall(client.connectTime), requestTime: wall(client.requestTime),
                 queryStart: client.state == .waiting ? wall(client.waitStart) : 0,
                 ptr: client.id, link: client.server?.id, remotePid: 0,
+                tls: client.tlsDescription,
                 applicationName: client.applicationName, preparedStatements: client.statements.count, id: UInt64(client.id),
                 pktAvail: client.input.readableCount, sendAvail: client.output.readableCount,
                 hasBufferedData: !client.input.isEmpty || !client.output.isEmpty))
@@ -99,7 +100,7 @@ final class AdminService {
             for server in pool.servers.values.sorted(by: { $0.id < $1.id }) {
                 let state: AdminServerState
                 switch server.state {
-                case .connecting, .login, .connectQuery: state = .new
+                case .connecting, .sslRequest, .tlsHandshake, .login, .connectQuery: state = .new
                 case .idle: state = .idle; freeServers += 1
                 case .active: state = .active
                 case .resetting: state = .used
@@ -197,7 +198,7 @@ final class AdminService {
         var result = (active: 0, idle: 0, used: 0, tested: 0, login: 0)
         for server in pool.servers.values {
             switch server.state {
-            case .connecting, .login, .connectQuery: result.login += 1
+            case .connecting, .sslRequest, .tlsHandshake, .login, .connectQuery: result.login += 1
             case .idle: result.idle += 1
             case .active: result.active += 1
             case .resetting: result.used += 1

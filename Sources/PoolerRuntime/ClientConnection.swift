@@ -33,6 +33,8 @@ final class ClientConnection: Connection {
     let cancelKey: (processID: Int32, secretKey: Int32)
     private var passthroughRemaining = 0
     private var releaseAfterPassthrough = false
+    /// The connection began with a TLS ClientHello (no SSLRequest).
+    private var directTLS = false
     /// Session parameters this client set or asked for at startup.
     var settings: SessionSettings
     /// This client's protocol-level prepared statements (transaction/statement mode).
@@ -83,6 +85,10 @@ final class ClientConnection: Connection {
     // MARK: startup
 
     private func processStartup() {
+        if tls == nil, TLSSession.looksLikeTLSClientHello(input.readable) {
+            startDirectTLS()
+            return
+        }
         switch StartupScanner.scan(input.readable) {
         case .incomplete:
             return
@@ -101,10 +107,59 @@ final class ClientConnection: Connection {
         }
     }
 
+    /// PostgreSQL 17's `sslnegotiation=direct`: the connection starts with a TLS
+    /// ClientHello; the handshake must agree on ALPN "postgresql".
+    private func startDirectTLS() {
+        guard let context = pooler.tlsSetup.clients, !isUnixSocket else {
+            close(reason: "TLS ClientHello without TLS configured")
+            return
+        }
+        directTLS = true
+        do {
+            let session = try TLSSession(context: context, isServer: true)
+            let hello = input.readable
+            startTLS(session, initialCiphertext: hello)
+            input.consume(hello.count)
+        } catch {
+            close(reason: "TLS: \(error)")
+        }
+    }
+
+    override func tlsHandshakeCompleted() {
+        if directTLS && tls?.negotiatedALPN != "postgresql" {
+            close(reason: "direct TLS connection without ALPN \"postgresql\"")
+        }
+    }
+
+    /// The `tls=` text of log lines and SHOW CLIENTS: protocol/cipher.
+    var tlsDescription: String {
+        guard let tls, tls.isHandshakeComplete else { return "" }
+        return "\(tls.protocolVersion)/\(tls.cipherName)"
+    }
+
     private func handleStartup(_ packet: StartupPacket) {
         switch packet {
-        case .sslRequest, .gssEncRequest:
-            // No TLS yet: 'N' lets the client continue in plain text (or give up).
+        case .sslRequest:
+            guard tls == nil, let context = pooler.tlsSetup.clients, !isUnixSocket else {
+                // 'N' lets the client continue in plain text (or give up).
+                output.append([UInt8(ascii: "N")])
+                flush()
+                return
+            }
+            // Bytes sent after SSLRequest but before the handshake would be trusted
+            // plaintext injected ahead of TLS (CVE-2021-23214): refuse them.
+            guard input.isEmpty else {
+                fail(message: "received unencrypted data after SSL request", code: SQLState.protocolViolation)
+                return
+            }
+            output.append([UInt8(ascii: "S")])
+            flush()
+            do {
+                startTLS(try TLSSession(context: context, isServer: true))
+            } catch {
+                close(reason: "TLS: \(error)")
+            }
+        case .gssEncRequest:
             output.append([UInt8(ascii: "N")])
             flush()
         case .cancel(let pid, let key):
@@ -151,7 +206,7 @@ final class ClientConnection: Connection {
             pooler.adminClientCount += 1
         }
         if settings.logConnections {
-            pooler.log.info("\(logPrefix) login attempt: db=\(databaseName) user=\(user) tls=no")
+            pooler.log.info("\(logPrefix) login attempt: db=\(databaseName) user=\(user) tls=\(tls == nil ? "no" : tlsDescription)")
         }
         if !isAdminDatabase {
             if pooler.clientCount(excludingAdmin: true) > settings.maxClientConn {
@@ -181,8 +236,28 @@ final class ClientConnection: Connection {
                 return
             }
         }
+        if tls == nil && !isUnixSocket && ["require", "verify-ca", "verify-full"].contains(settings.clientTLSSSLMode) {
+            fail(message: "SSL required", code: SQLState.protocolViolation)
+            return
+        }
+        if settings.authType == .cert && !isUnixSocket {
+            // auth_type = cert: a verified client certificate whose CN is the user name.
+            guard let tls, tls.hasPeerCertificate, tls.peerCertificateVerified else {
+                pooler.log.warning("\(logPrefix) TLS client certificate required")
+                fail(message: "certificate authentication failed", code: SQLState.invalidAuthorizationSpecification)
+                return
+            }
+            guard tls.peerCertificateCommonName == user else {
+                pooler.log.warning("\(logPrefix) TLS certificate name mismatch")
+                fail(message: "certificate authentication failed", code: SQLState.invalidAuthorizationSpecification)
+                return
+            }
+            handleAuth(.accept(final: nil))
+            return
+        }
         let secret = pooler.secret(for: user)
-        var machine = ClientAuthStateMachine(user: user, authType: settings.authType, secret: secret)
+        var machine = ClientAuthStateMachine(user: user, authType: settings.authType == .cert ? .scramSHA256 : settings.authType,
+                                             secret: secret, channelBinding: tls?.serverEndPointChannelBinding)
         let action = machine.start()
         auth = machine
         state = .auth
@@ -370,7 +445,7 @@ final class ClientConnection: Connection {
         if !output.isEmpty { flush() }
         if let server {
             server.flush()
-            let paused = server.output.readableCount > pooler.backpressureLimit
+            let paused = server.bufferedOutput > pooler.backpressureLimit
             if paused == wantsRead {
                 wantsRead = !paused
                 updateInterest()
@@ -496,8 +571,7 @@ final class ClientConnection: Connection {
             pooler.log.warning("\(logPrefix) pooler error: \(message)")
         }
         // Best effort: the error goes out now, the socket closes right after.
-        let pending = output.readable
-        if pending.count > 0 { _ = try? Syscall.send(fd, pending.baseAddress!, pending.count) }
+        sendNowBestEffort()
         close(reason: message)
     }
 

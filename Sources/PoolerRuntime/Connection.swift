@@ -3,7 +3,8 @@ import PoolerIO
 import PoolerWire
 
 /// What client and server connections share: the socket, its registration, the two
-/// buffers and the write-interest bookkeeping. Subclasses parse what they read.
+/// buffers, TLS when negotiated, and the write-interest bookkeeping. Subclasses parse
+/// what they read; `input` and `output` always hold plaintext.
 class Connection: EventHandler {
     unowned let pooler: Pooler
     let fd: Int32
@@ -21,6 +22,9 @@ class Connection: EventHandler {
     var requestTime: UInt64
     let localPort: Int
     let remote: SocketAddress
+    /// The TLS session once negotiated; ciphertext for the socket waits in `cipherOut`.
+    var tls: TLSSession?
+    private var cipherOut = ByteBuffer()
 
     init(pooler: Pooler, fd: Int32, remote: SocketAddress, localPort: Int) {
         self.pooler = pooler
@@ -41,9 +45,16 @@ class Connection: EventHandler {
     private var desiredEvents: UInt32 {
         var events = EventMask.peerHangup
         if wantsRead && !readingSuspended { events |= EventMask.readable }
-        if !output.isEmpty || wantsWritable { events |= EventMask.writable }
+        if hasPendingWrite || wantsWritable { events |= EventMask.writable }
         return events
     }
+
+    /// Bytes that wait for the socket. With TLS, plaintext the handshake holds back
+    /// does not count: it moves once the peer answers, which a read reports.
+    private var hasPendingWrite: Bool { tls == nil ? !output.isEmpty : !cipherOut.isEmpty }
+
+    /// Everything buffered toward the peer, plaintext and ciphertext (for backpressure).
+    var bufferedOutput: Int { output.readableCount + cipherOut.readableCount }
 
     /// SUSPEND stops reading clients until RESUME.
     var readingSuspended: Bool { false }
@@ -75,8 +86,10 @@ class Connection: EventHandler {
         flush()
     }
 
-    /// Reads what the socket has; returns false when the connection was closed.
+    /// Reads what the socket has into `input` (decrypting when TLS is on); returns false
+    /// when the connection was closed.
     func readAvailable() -> Bool {
+        if tls != nil { return readTLS() }
         let chunk = max(pooler.settings.pktBuf, 4096)
         input.reserveWritable(chunk)
         do {
@@ -93,22 +106,129 @@ class Connection: EventHandler {
         }
     }
 
+    private func readTLS() -> Bool {
+        guard let tls else { return true }
+        let scratch = pooler.readScratch
+        do {
+            guard let count = try Syscall.read(fd, scratch.baseAddress!, scratch.count) else { return true }
+            if count == 0 {
+                peerClosed()
+                return false
+            }
+            tls.feedCiphertext(UnsafeRawBufferPointer(rebasing: scratch[0..<count]))
+        } catch {
+            ioFailed(error)
+            return false
+        }
+        if !tls.isHandshakeComplete {
+            switch tls.handshake() {
+            case .complete:
+                sendCiphertext()
+                guard !closed else { return false }
+                tlsHandshakeCompleted()
+                if closed { return false }
+            case .wantsMore:
+                sendCiphertext()
+                return !closed
+            case .failed(let error):
+                sendCiphertext()
+                tlsFailed(error)
+                return false
+            }
+        }
+        switch tls.readPlaintext(into: &input) {
+        case .bytes, .wantsMore:
+            break
+        case .closed:
+            peerClosed()
+            return false
+        case .failed(let error):
+            tlsFailed(error)
+            return false
+        }
+        // Pending plaintext may move now, and TLS may have records of its own to send.
+        flush()
+        return !closed
+    }
+
+    /// Starts TLS on this socket; `initialCiphertext` is what was already read (direct TLS).
+    func startTLS(_ session: TLSSession, initialCiphertext: UnsafeRawBufferPointer? = nil) {
+        tls = session
+        if let initialCiphertext, initialCiphertext.count > 0 { session.feedCiphertext(initialCiphertext) }
+        switch session.handshake() {
+        case .complete:
+            sendCiphertext()
+            tlsHandshakeCompleted()
+        case .wantsMore:
+            sendCiphertext()
+        case .failed(let error):
+            sendCiphertext()
+            tlsFailed(error)
+        }
+    }
+
+    /// The handshake finished (subclasses check the peer and carry on).
+    func tlsHandshakeCompleted() {}
+
+    func tlsFailed(_ error: TLSError) { close(reason: "TLS: \(error.message)") }
+
     func readable() {}
 
-    /// Sends buffered output; keeps write interest while something is left.
+    /// Sends buffered output (through TLS when on); keeps write interest while something is left.
     func flush() {
         guard !closed else { return }
-        while !output.isEmpty {
-            let pending = output.readable
+        if let tls {
+            // Encrypt only as much as the socket is likely to take soon.
+            while !output.isEmpty && cipherOut.readableCount < 256 * 1024 {
+                let chunk = UnsafeRawBufferPointer(rebasing: output.readable.prefix(64 * 1024))
+                switch tls.writePlaintext(chunk) {
+                case .written(let count):
+                    output.consume(count)
+                    continue
+                case .wantsMore:
+                    break
+                case .failed(let error):
+                    tlsFailed(error)
+                    return
+                }
+                break
+            }
+            sendCiphertext()
+            guard !closed else { return }
+        } else {
+            while !output.isEmpty {
+                let pending = output.readable
+                do {
+                    guard let sent = try Syscall.send(fd, pending.baseAddress!, pending.count) else { break }
+                    output.consume(sent)
+                } catch {
+                    ioFailed(error)
+                    return
+                }
+            }
+        }
+        if output.isEmpty && cipherOut.isEmpty {
+            output.releaseIfEmpty()
+            cipherOut.releaseIfEmpty()
+            outputDrained()
+        }
+        updateInterest()
+    }
+
+    /// Moves TLS records to the socket.
+    private func sendCiphertext() {
+        guard let tls else { return }
+        tls.takeCiphertext(into: &cipherOut)
+        while !cipherOut.isEmpty {
+            let pending = cipherOut.readable
             do {
                 guard let sent = try Syscall.send(fd, pending.baseAddress!, pending.count) else { break }
-                output.consume(sent)
+                cipherOut.consume(sent)
             } catch {
                 ioFailed(error)
                 return
             }
         }
-        if output.isEmpty { output.releaseIfEmpty(); outputDrained() }
         updateInterest()
     }
 
@@ -117,6 +237,16 @@ class Connection: EventHandler {
 
     func send(_ writer: MessageWriter) {
         output.append(writer.bytes)
+    }
+
+    /// Writes what is buffered right now without waiting (before an error close).
+    func sendNowBestEffort() {
+        if tls != nil {
+            flush()
+            return
+        }
+        let pending = output.readable
+        if pending.count > 0 { _ = try? Syscall.send(fd, pending.baseAddress!, pending.count) }
     }
 
     func peerClosed() { close(reason: "client close request") }
@@ -129,5 +259,7 @@ class Connection: EventHandler {
         Syscall.close(fd)
         input.deallocate()
         output.deallocate()
+        cipherOut.deallocate()
+        tls = nil
     }
 }

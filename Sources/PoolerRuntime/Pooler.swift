@@ -45,12 +45,19 @@ final class Pooler {
     var disabledDatabases: Set<String> = []
     var pendingAdminReplies: [PendingAdminReply] = []
 
+    /// Where TLS connections read ciphertext before OpenSSL takes it (one per loop).
+    let readScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+
     /// Bytes buffered toward a peer beyond which the other side stops reading.
     let backpressureLimit: Int
+
+    /// TLS contexts from the current configuration.
+    var tlsSetup: TLSSetup
 
     init(config: Config, log: Logger) throws {
         self.config = config
         self.log = log
+        self.tlsSetup = try TLSSetup.make(config.settings)
         self.loop = try EventLoop()
         backpressureLimit = max(config.settings.pktBuf * 16, 64 * 1024)
         lastStatsTime = loop.now
@@ -339,14 +346,17 @@ final class Pooler {
     func reload() -> Bool {
         log.info("reloading config from \(configPath)")
         let fresh: Config
+        let tls: TLSSetup
         do {
             fresh = try Config.load(path: configPath)
             _ = fresh.settings.authFile.isEmpty ? [:] : try AuthFile.load(path: fresh.settings.authFile)
+            tls = try TLSSetup.make(fresh.settings)
         } catch {
             log.error("config reload failed, keeping the old configuration: \(error)")
             return false
         }
         for warning in fresh.warnings + PendingKeys.warnings(for: fresh.settings) { log.warning(warning) }
+        tlsSetup = tls
         apply(fresh)
         return true
     }

@@ -7,7 +7,11 @@ import PoolerWire
 /// the pool links it to, and tells the pool when it is clean again.
 final class ServerConnection: Connection {
     enum State: String {
-        case connecting, login, connectQuery, idle, active, resetting
+        case connecting
+        /// SSLRequest sent, waiting for 'S' or 'N'.
+        case sslRequest
+        case tlsHandshake
+        case login, connectQuery, idle, active, resetting
         /// Running server_check_query before going back into service.
         case testing
     }
@@ -61,7 +65,12 @@ final class ServerConnection: Connection {
 
     override var wantsWritable: Bool { state == .connecting }
 
-    var isLoggingIn: Bool { state == .connecting || state == .login || state == .connectQuery }
+    var isLoggingIn: Bool {
+        switch state {
+        case .connecting, .sslRequest, .tlsHandshake, .login, .connectQuery: return true
+        case .idle, .active, .resetting, .testing: return false
+        }
+    }
 
     var logPrefix: String {
         "S-0x\(String(id, radix: 16)): \(pool.key.database)/\(pool.key.user)@\(remote)"
@@ -75,10 +84,89 @@ final class ServerConnection: Connection {
                             code: SQLState.sqlClientUnableToEstablish)
                 return
             }
-            state = .login
-            output.append(ServerLoginStateMachine.startupMessage(parameters: startupParameters))
+            startSession()
         }
         flush()
+    }
+
+    /// Connected: TLS first when server_tls_sslmode asks for it (TCP only, as PgBouncer),
+    /// then the StartupMessage.
+    private func startSession() {
+        let setup = pooler.tlsSetup
+        guard setup.servers != nil, remote.family != AF_UNIX else {
+            sendStartup()
+            return
+        }
+        if let direct = setup.serversDirect {
+            state = .tlsHandshake
+            beginTLS(direct)
+            return
+        }
+        state = .sslRequest
+        var writer = MessageWriter()
+        writer.beginUntyped()
+        writer.uint32(StartupCode.sslRequest)
+        writer.end()
+        output.append(writer.bytes)
+    }
+
+    private func sendStartup() {
+        state = .login
+        output.append(ServerLoginStateMachine.startupMessage(parameters: startupParameters))
+        flush()
+    }
+
+    private func beginTLS(_ context: TLSContext) {
+        let host = pool.database.host ?? ""
+        do {
+            let session = try TLSSession(context: context, isServer: false, serverName: host.isEmpty ? nil : host,
+                                         verifyHostname: pooler.settings.serverTLSSSLMode == "verify-full")
+            startTLS(session)
+        } catch {
+            loginFailed(message: "TLS setup failed: \(error)", code: SQLState.sqlClientUnableToEstablish)
+        }
+    }
+
+    /// The server's one-byte answer to SSLRequest.
+    private func handleSSLResponse() {
+        guard let answer = input.readable.first else { return }
+        input.consume(1)
+        switch answer {
+        case UInt8(ascii: "S"):
+            // Anything after 'S' arrived before TLS: a man in the middle (CVE-2021-23222).
+            guard input.isEmpty else {
+                loginFailed(message: "received unencrypted data after SSL response", code: SQLState.protocolViolation)
+                return
+            }
+            state = .tlsHandshake
+            if let context = pooler.tlsSetup.servers { beginTLS(context) }
+        case UInt8(ascii: "N"):
+            if ["require", "verify-ca", "verify-full"].contains(pooler.settings.serverTLSSSLMode) {
+                loginFailed(message: "server does not support TLS (server_tls_sslmode = \(pooler.settings.serverTLSSSLMode))",
+                            code: SQLState.sqlClientUnableToEstablish)
+                return
+            }
+            sendStartup()
+        default:
+            loginFailed(message: "bad response to SSLRequest from server", code: SQLState.protocolViolation)
+        }
+    }
+
+    override func tlsHandshakeCompleted() {
+        if pooler.tlsSetup.serversDirect != nil && tls?.negotiatedALPN != "postgresql" {
+            loginFailed(message: "server did not agree to ALPN postgresql for direct TLS", code: SQLState.protocolViolation)
+            return
+        }
+        sendStartup()
+    }
+
+    override func tlsFailed(_ error: TLSError) {
+        if isLoggingIn {
+            loginFailed(message: "TLS with server failed: \(error.message)", code: SQLState.sqlClientUnableToEstablish)
+        } else {
+            if let client, !client.closed { client.serverFailed(message: "server conn crashed?") }
+            close(reason: "TLS: \(error.message)")
+        }
     }
 
     override func readable() {
@@ -88,8 +176,10 @@ final class ServerConnection: Connection {
 
     func processInput() {
         switch state {
-        case .connecting:
+        case .connecting, .tlsHandshake:
             return
+        case .sslRequest:
+            handleSSLResponse()
         case .login, .connectQuery, .resetting, .testing:
             processControlFrames()
         case .active:
@@ -414,7 +504,7 @@ final class ServerConnection: Connection {
 
     /// Stops reading the server while the client cannot keep up.
     private func applyBackpressure(client: ClientConnection) {
-        let paused = client.output.readableCount > pooler.backpressureLimit
+        let paused = client.bufferedOutput > pooler.backpressureLimit
         if paused == wantsRead {
             wantsRead = !paused
             updateInterest()
@@ -466,7 +556,7 @@ final class ServerConnection: Connection {
     }
 
     override func ioFailed(_ error: SystemError) {
-        if state == .connecting || state == .login {
+        if isLoggingIn && state != .connectQuery {
             loginFailed(message: "could not connect to server: \(error)", code: SQLState.sqlClientUnableToEstablish)
             return
         }
@@ -477,7 +567,7 @@ final class ServerConnection: Connection {
     override func close(reason: String) {
         guard !closed else { return }
         super.close(reason: reason)
-        if state != .connecting && state != .login {
+        if !isLoggingIn || state == .connectQuery {
             pooler.log.connection("\(logPrefix) closing because: \(reason)")
         }
         pool.serverClosed(self)
@@ -498,9 +588,7 @@ final class ServerConnection: Connection {
         var writer = MessageWriter()
         writer.terminate()
         output.append(writer.bytes)
-        if let bytes = Optional(output.readable), bytes.count > 0 {
-            _ = try? Syscall.send(fd, bytes.baseAddress!, bytes.count)
-        }
+        sendNowBestEffort()
         close(reason: reason)
     }
 }

@@ -93,10 +93,10 @@ import Testing
     }
 
     @Test func unsupportedKeysWarnOnce() throws {
-        let config = try parse("[pgbouncer]\nserver_fast_close = 1\nlisten_port = 1\nserver_fast_close = 0\nclient_tls_sslmode = require\n")
+        let config = try parse("[pgbouncer]\nserver_fast_close = 1\nlisten_port = 1\nserver_fast_close = 0\nautodb_idle_timeout = 5\n")
         #expect(config.warnings == [
             "pooler.ini:2: parameter server_fast_close is not supported by this pooler yet, ignored",
-            "pooler.ini:5: parameter client_tls_sslmode is not supported by this pooler yet, ignored",
+            "pooler.ini:5: parameter autodb_idle_timeout is not supported by this pooler yet, ignored",
         ])
         #expect(config.settings.value(of: "syslog") == "0")
         #expect(config.settings.value(of: "client_tls_sslmode") == "require")

@@ -63,7 +63,7 @@ import Testing
         #expect(try settings("auth_type", "SCRAM-SHA-256").authType == .scramSHA256)
         #expect(try settings("auth_type", "trust").value(of: "auth_type") == "trust")
         #expect(error("pool_mode", "sessions") == "invalid value for pool_mode: 'sessions' (expected one of: session, transaction, statement)")
-        #expect(error("auth_type", "cert")?.contains("not supported by this pooler yet") == true)
+        #expect(error("auth_type", "pam")?.contains("not supported by this pooler yet") == true)
         #expect(error("client_tls_sslmode", "maybe") != nil)
         #expect(try settings("client_tls_sslmode", "REQUIRE").value(of: "client_tls_sslmode") == "require")
     }

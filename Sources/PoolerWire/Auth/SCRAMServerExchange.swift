@@ -4,8 +4,11 @@
 /// feed the SASLResponse data to `receiveClientFinal` and send the result in
 /// AuthenticationSASLFinal. Any thrown error ends the exchange.
 ///
-/// Channel binding is not offered (the mechanism is `SCRAM-SHA-256`, never
-/// `-PLUS`): gs2 headers `n,,` and `y,,` are accepted, `p=` is refused.
+/// Channel binding: with `channelBindingData` set (a TLS connection's
+/// tls-server-end-point hash) the pooler offers `SCRAM-SHA-256-PLUS` and accepts
+/// `p=tls-server-end-point`, checking the client's `c=` against it; a `y,,` header
+/// is then refused, since the client claims the server offered no binding
+/// (a downgrade). Without it, `n,,` and `y,,` are accepted and `p=` refused.
 public struct SCRAMServerExchange: Sendable {
     public static let mechanism = "SCRAM-SHA-256"
     /// Raw bytes of the server's part of the nonce, as PostgreSQL (`SCRAM_RAW_NONCE_LEN`).
@@ -21,6 +24,10 @@ public struct SCRAMServerExchange: Sendable {
 
     public let secret: SCRAMSecret
     private var state: State = .awaitingClientFirst
+    /// tls-server-end-point data of the client's TLS connection: -PLUS is on offer.
+    public var channelBindingData: [UInt8]?
+    /// True once a client used channel binding (p=) successfully.
+    public private(set) var usedChannelBinding = false
     private let fixedServerNonce: [UInt8]?
     /// A mock exchange for a user that does not exist: it looks like a real
     /// one to the client and always fails at the proof, so the client cannot
@@ -110,8 +117,18 @@ public struct SCRAMServerExchange: Sendable {
 
         // gs2-cbind-flag
         let flag = fields[0]
-        if flag.first == UInt8(ascii: "p") { throw SCRAMError.channelBindingNotSupported }
-        guard flag.elementsEqual([UInt8(ascii: "n")]) || flag.elementsEqual([UInt8(ascii: "y")]) else {
+        var bindingData: [UInt8] = []
+        if flag.first == UInt8(ascii: "p") {
+            guard let data = channelBindingData else { throw SCRAMError.channelBindingNotSupported }
+            guard flag.elementsEqual(Array("p=tls-server-end-point".utf8)) else {
+                throw SCRAMError.malformedMessage("unsupported channel-binding type")
+            }
+            bindingData = data
+            usedChannelBinding = true
+        } else if flag.elementsEqual([UInt8(ascii: "y")]) {
+            // The client supports binding but believes we offered none: a downgrade.
+            if channelBindingData != nil { throw SCRAMError.channelBindingMismatch }
+        } else if !flag.elementsEqual([UInt8(ascii: "n")]) {
             throw SCRAMError.malformedMessage("unexpected channel-binding flag")
         }
         // authzid
@@ -121,7 +138,7 @@ public struct SCRAMServerExchange: Sendable {
         }
         // Both header fields are followed by a comma: the header runs to just past the second one.
         let headerEnd = fields[1].endIndex + 1
-        let gs2Header = Array(message[message.startIndex..<headerEnd])
+        let gs2Header = Array(message[message.startIndex..<headerEnd]) + bindingData
         let bare = message[headerEnd...]
 
         let bareFields = Array(fields[2...])
@@ -157,7 +174,8 @@ public struct SCRAMServerExchange: Sendable {
         guard let binding = Crypto.base64Decode(bytes: channelBinding) else {
             throw SCRAMError.malformedMessage("invalid channel-binding data")
         }
-        // Without channel binding the data is the gs2 header itself: "biws" for n,, and "eSws" for y,,.
+        // c= is the gs2 header followed by the binding data (none without binding:
+        // "biws" for n,, and "eSws" for y,,).
         guard binding == gs2Header else { throw SCRAMError.channelBindingMismatch }
 
         let finalNonce = try SCRAMParsing.value(of: "r", in: fields[1])
