@@ -98,7 +98,7 @@ import Testing
             "pooler.ini:2: parameter server_fast_close is not supported by this pooler yet, ignored",
             "pooler.ini:5: parameter autodb_idle_timeout is not supported by this pooler yet, ignored",
         ])
-        #expect(config.settings.value(of: "syslog") == "0")
-        #expect(config.settings.value(of: "client_tls_sslmode") == "require")
+        #expect(config.settings.value(of: "server_fast_close") == "0")
+        #expect(config.settings.value(of: "autodb_idle_timeout") == "5")
     }
 }
