@@ -33,20 +33,22 @@ public struct PoolLimits: Equatable, Sendable {
 }
 
 /// The bookkeeping of one pool: which servers are idle, active or logging in, and which
-/// clients wait, FIFO. Identifiers are the runtime's connection ids; time is injected.
-/// Pure: it decides, the runtime performs.
-public struct PoolState: Sendable {
-    public struct Waiter: Equatable, Sendable {
-        public var client: Int
+/// clients wait, FIFO. It holds the runtime's connection objects and compares them by
+/// identity: no hashing or lookups per transaction. Time is injected. Pure: it decides,
+/// the runtime performs.
+public struct PoolState<Server: AnyObject, Client: AnyObject> {
+    public struct Waiter {
+        public var client: Client
         public var since: UInt64
     }
 
     public let key: PoolKey
     public var limits: PoolLimits
     /// Idle servers, most recently used last (PgBouncer's default LIFO reuse).
-    public private(set) var idle: [Int] = []
-    public private(set) var active: Set<Int> = []
-    public private(set) var loggingIn: Set<Int> = []
+    public private(set) var idle: [Server] = []
+    public private(set) var active: [Server] = []
+    /// Servers not yet usable: logging in, or running a check query.
+    public private(set) var loggingIn: [Server] = []
     public private(set) var waiting: [Waiter] = []
 
     public init(key: PoolKey, limits: PoolLimits) {
@@ -62,45 +64,43 @@ public struct PoolState: Sendable {
         return now >= first.since ? now - first.since : 0
     }
 
-    public enum Assignment: Equatable, Sendable {
-        case linked(server: Int)
+    public enum Assignment {
+        case linked(server: Server)
         case queued
     }
 
     /// A client needs a server: an idle one if any, else it queues (FIFO).
-    public mutating func request(client: Int, now: UInt64) -> Assignment {
+    public mutating func request(client: Client, now: UInt64) -> Assignment {
         if waiting.isEmpty, let server = idle.popLast() {
-            active.insert(server)
+            active.append(server)
             return .linked(server: server)
         }
-        if !waiting.contains(where: { $0.client == client }) {
-            waiting.append(Waiter(client: client, since: now))
-        }
+        enqueue(client: client, now: now)
         return .queued
     }
 
     /// Queues a client without handing it an idle server (the pool is paused).
-    public mutating func enqueue(client: Int, now: UInt64) {
-        if !waiting.contains(where: { $0.client == client }) {
+    public mutating func enqueue(client: Client, now: UInt64) {
+        if !isWaiting(client: client) {
             waiting.append(Waiter(client: client, since: now))
         }
     }
 
     /// A queued client went away (or timed out).
-    public mutating func cancelWait(client: Int) {
-        waiting.removeAll { $0.client == client }
+    public mutating func cancelWait(client: Client) {
+        if let index = waiting.firstIndex(where: { $0.client === client }) { waiting.remove(at: index) }
     }
 
-    public func isWaiting(client: Int) -> Bool { waiting.contains { $0.client == client } }
+    public func isWaiting(client: Client) -> Bool { waiting.contains { $0.client === client } }
 
     /// A server became usable (login finished or released clean): it goes to the first
     /// waiting client, or to the idle list.
-    public mutating func serverReady(_ server: Int) -> Int? {
-        active.remove(server)
-        loggingIn.remove(server)
+    public mutating func serverReady(_ server: Server) -> Client? {
+        Self.remove(server, from: &active)
+        Self.remove(server, from: &loggingIn)
         if !waiting.isEmpty {
             let waiter = waiting.removeFirst()
-            active.insert(server)
+            active.append(server)
             return waiter.client
         }
         idle.append(server)
@@ -108,19 +108,26 @@ public struct PoolState: Sendable {
     }
 
     /// Takes an idle server out for maintenance or closing.
-    public mutating func removeIdle(_ server: Int) -> Bool {
-        guard let index = idle.firstIndex(of: server) else { return false }
+    public mutating func removeIdle(_ server: Server) -> Bool {
+        guard let index = idle.firstIndex(where: { $0 === server }) else { return false }
         idle.remove(at: index)
         return true
     }
 
-    public mutating func serverLoginStarted(_ server: Int) { loggingIn.insert(server) }
+    public mutating func serverLoginStarted(_ server: Server) { loggingIn.append(server) }
 
     /// A server is gone (closed, failed login, crashed), whatever its state was.
-    public mutating func serverClosed(_ server: Int) {
-        loggingIn.remove(server)
-        active.remove(server)
-        if let index = idle.firstIndex(of: server) { idle.remove(at: index) }
+    public mutating func serverClosed(_ server: Server) {
+        Self.remove(server, from: &loggingIn)
+        Self.remove(server, from: &active)
+        _ = removeIdle(server)
+    }
+
+    /// Unordered removal: active and logging-in servers have no order.
+    private static func remove(_ server: Server, from list: inout [Server]) {
+        guard let index = list.firstIndex(where: { $0 === server }) else { return }
+        list.swapAt(index, list.count - 1)
+        list.removeLast()
     }
 
     /// Server connections to open now: enough for the waiting clients not already covered
@@ -140,7 +147,7 @@ public struct PoolState: Sendable {
     }
 
     /// Clients that have waited longer than `timeout` microseconds (0 = no limit), oldest first.
-    public func clientsWaiting(longerThan timeout: UInt64, now: UInt64) -> [Int] {
+    public func clientsWaiting(longerThan timeout: UInt64, now: UInt64) -> [Client] {
         guard timeout > 0 else { return [] }
         return waiting.filter { now >= $0.since && now - $0.since >= timeout }.map(\.client)
     }

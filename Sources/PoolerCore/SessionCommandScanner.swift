@@ -1,3 +1,5 @@
+import Glibc
+
 /// A session-level command found in a client's query text.
 public enum SessionCommand: Equatable, Sendable {
     /// `SET [SESSION] name { TO | = } value` or `SET TIME ZONE value`; `value` is SQL
@@ -27,10 +29,12 @@ public enum SessionCommandScanner {
         return commands
     }
 
-    /// Cheap pre-check on raw bytes so ordinary queries cost one or two comparisons.
+    /// Cheap pre-check on raw bytes so ordinary queries cost a few comparisons: true
+    /// when the first word is SET, RESET, DISCARD or DEALLOCATE, when a SELECT mentions
+    /// set_config, or when a second statement follows a semicolon.
     public static func mightContainSessionCommand(_ bytes: UnsafeRawBufferPointer) -> Bool {
         var i = 0
-        for _ in 0..<2 { // a statement may start after a comment or whitespace
+        while true { // skip whitespace and -- comments before the first word
             while i < bytes.count, isSpace(bytes[i]) { i += 1 }
             if i + 1 < bytes.count, bytes[i] == UInt8(ascii: "-"), bytes[i + 1] == UInt8(ascii: "-") {
                 while i < bytes.count, bytes[i] != UInt8(ascii: "\n") { i += 1 }
@@ -39,14 +43,48 @@ public enum SessionCommandScanner {
             break
         }
         guard i < bytes.count else { return false }
-        switch bytes[i] | 0x20 {
-        case UInt8(ascii: "s"), UInt8(ascii: "r"), UInt8(ascii: "d"), UInt8(ascii: "/"): return true
-        default: return containsSemicolon(bytes)
+        if bytes[i] == UInt8(ascii: "/") { return true } // a block comment: let the scanner handle it
+        if startsWithWord(bytes, at: i, "set") || startsWithWord(bytes, at: i, "reset")
+            || startsWithWord(bytes, at: i, "discard") || startsWithWord(bytes, at: i, "deallocate") {
+            return true
         }
+        if startsWithWord(bytes, at: i, "select") && mentionsSetConfig(bytes) { return true }
+        return hasSecondStatement(bytes)
     }
 
-    private static func containsSemicolon(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        bytes.contains(UInt8(ascii: ";"))
+    /// "set_config" anywhere (any case), found through its rarer '_' with memchr.
+    private static func mentionsSetConfig(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let base = bytes.baseAddress else { return false }
+        var offset = 3
+        while offset < bytes.count,
+              let hit = memchr(base + offset, Int32(UInt8(ascii: "_")), bytes.count - offset) {
+            let position = base.distance(to: UnsafeRawPointer(hit))
+            if position >= 3, startsWithWord(bytes, at: position - 3, "set_config") { return true }
+            offset = position + 1
+        }
+        return false
+    }
+
+    private static func startsWithWord(_ bytes: UnsafeRawBufferPointer, at start: Int, _ word: StaticString) -> Bool {
+        let length = word.utf8CodeUnitCount
+        guard start + length <= bytes.count else { return false }
+        let letters = word.utf8Start
+        for k in 0..<length where lowercased(bytes[start + k]) != letters[k] { return false }
+        return start + length == bytes.count || !isIdentifierByte(bytes[start + length])
+    }
+
+    private static func lowercased(_ byte: UInt8) -> UInt8 {
+        byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+    }
+
+    /// A semicolon followed by anything but whitespace (or the NUL ending a message).
+    private static func hasSecondStatement(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let base = bytes.baseAddress, let hit = memchr(base, Int32(UInt8(ascii: ";")), bytes.count) else { return false }
+        let semicolon = base.distance(to: UnsafeRawPointer(hit))
+        for k in (semicolon + 1)..<bytes.count where !isSpace(bytes[k]) && bytes[k] != 0 && bytes[k] != UInt8(ascii: ";") {
+            return true
+        }
+        return false
     }
 
     private static func isSpace(_ b: UInt8) -> Bool {

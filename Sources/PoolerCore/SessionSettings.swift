@@ -5,7 +5,7 @@
 /// value; others (search_path before PostgreSQL 18, custom GUCs) by the SQL text of
 /// the client's own SET, found by `SessionCommandScanner`.
 public struct SessionSettings: Equatable, Sendable {
-    public enum Value: Equatable, Sendable {
+    public enum Value: Hashable, Sendable {
         /// A reported value, as ParameterStatus carries it.
         case reported(String)
         /// SQL text from a SET statement, replayed as `SET name TO text`.
@@ -27,7 +27,22 @@ public struct SessionSettings: Equatable, Sendable {
     }
 
     /// Lowercased parameter name → value. A missing key means "server default".
-    public private(set) var values: [String: Value] = [:]
+    public private(set) var values: [String: Value] = [:] {
+        didSet { fingerprint = Self.fingerprint(of: values) }
+    }
+    /// A hash of `values`, kept current: a server whose fingerprint equals its client's
+    /// needs no alignment, which is the common case and costs one comparison per link.
+    public private(set) var fingerprint: Int = SessionSettings.fingerprint(of: [:])
+
+    private static func fingerprint(of values: [String: Value]) -> Int {
+        var hasher = Hasher()
+        hasher.combine(values.count)
+        for key in values.keys.sorted() {
+            hasher.combine(key)
+            hasher.combine(values[key]!)
+        }
+        return hasher.finalize()
+    }
     /// Lowercased names of the reported parameters being tracked.
     public let tracked: Set<String>
 
@@ -45,7 +60,7 @@ public struct SessionSettings: Equatable, Sendable {
     /// A ParameterStatus the server sent (only tracked names are kept).
     public mutating func reported(name: String, value: String) {
         let key = name.lowercased()
-        guard tracked.contains(key) else { return }
+        guard tracked.contains(key), values[key] != .reported(value) else { return }
         values[key] = .reported(value)
     }
 
@@ -84,6 +99,7 @@ public struct SessionSettings: Equatable, Sendable {
 
     /// Statements that make a server with `server` settings match `client`'s, or nil.
     public static func alignment(server: SessionSettings, client: SessionSettings) -> [String]? {
+        if server.fingerprint == client.fingerprint { return nil }
         var statements: [String] = []
         for key in client.values.keys.sorted() {
             let wanted = client.values[key]!

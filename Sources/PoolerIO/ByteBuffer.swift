@@ -30,10 +30,10 @@ public struct ByteBuffer {
         }
         var newCapacity = max(capacity, 1024)
         while newCapacity - writeIndex < count { newCapacity *= 2 }
-        let newStorage = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
+        let newStorage = BufferFreeList.take(capacity: newCapacity)
         if let storage {
             if writeIndex > 0 { newStorage.copyMemory(from: storage, byteCount: writeIndex) }
-            storage.deallocate()
+            BufferFreeList.give(storage, capacity: capacity)
         }
         storage = newStorage
         capacity = newCapacity
@@ -66,7 +66,7 @@ public struct ByteBuffer {
     /// Frees the storage when nothing is buffered (an idle connection).
     public mutating func releaseIfEmpty() {
         guard isEmpty, let storage else { return }
-        storage.deallocate()
+        BufferFreeList.give(storage, capacity: capacity)
         self.storage = nil
         capacity = 0
         readIndex = 0
@@ -75,10 +75,39 @@ public struct ByteBuffer {
 
     /// Frees the storage unconditionally (connection closed).
     public mutating func deallocate() {
-        storage?.deallocate()
+        if let storage { BufferFreeList.give(storage, capacity: capacity) }
         storage = nil
         capacity = 0
         readIndex = 0
         writeIndex = 0
+    }
+}
+
+/// Recycled buffer storage, by power-of-two size class from 1 KiB to 64 KiB: a connection
+/// borrows a buffer while it has bytes to hold and returns it when idle, without a
+/// malloc/free pair per transaction. One event loop per thread uses it.
+public enum BufferFreeList {
+    private static let smallestShift = 10
+    private static let classes = 7
+    private static let perClassLimit = 512
+    nonisolated(unsafe) private static var lists: [[UnsafeMutableRawPointer]] = Array(repeating: [], count: classes)
+
+    private static func sizeClass(_ capacity: Int) -> Int? {
+        guard capacity.nonzeroBitCount == 1 else { return nil }
+        let shift = capacity.trailingZeroBitCount - smallestShift
+        return shift >= 0 && shift < classes ? shift : nil
+    }
+
+    public static func take(capacity: Int) -> UnsafeMutableRawPointer {
+        if let index = sizeClass(capacity), let recycled = lists[index].popLast() { return recycled }
+        return UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+    }
+
+    public static func give(_ storage: UnsafeMutableRawPointer, capacity: Int) {
+        if let index = sizeClass(capacity), lists[index].count < perClassLimit {
+            lists[index].append(storage)
+        } else {
+            storage.deallocate()
+        }
     }
 }

@@ -48,7 +48,7 @@ final class ClientConnection: Connection {
             Int32(bitPattern: b.reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
         }
         cancelKey = (int32(random[0..<4]) & 0x7FFF_FFFF, int32(random[4..<8]))
-        settings = SessionSettings(extraTracked: pooler.settings.trackExtraParameters)
+        settings = pooler.sessionSettingsTemplate
         super.init(pooler: pooler, fd: fd, remote: remote, localPort: localPort)
     }
 
@@ -563,7 +563,10 @@ final class ClientConnection: Connection {
     /// Sends an ErrorResponse and closes.
     func fail(message: String, code: String, detachServer: Bool = false) {
         guard !closed else { return }
-        if detachServer { server = nil }
+        if detachServer {
+            server?.client = nil
+            server = nil
+        }
         var writer = MessageWriter()
         writer.errorResponse(severity: "FATAL", code: code, message: message)
         output.append(writer.bytes)
@@ -586,6 +589,7 @@ final class ClientConnection: Connection {
             pool.cancelWait(self)
             if let server {
                 self.server = nil
+                server.client = nil
                 if server.tracker.isClean {
                     let resetQuery = pooler.settings.serverResetQuery
                     if (pool.mode == .session || pooler.settings.serverResetQueryAlways) && !resetQuery.isEmpty {

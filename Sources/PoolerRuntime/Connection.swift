@@ -6,7 +6,8 @@ import PoolerWire
 /// buffers, TLS when negotiated, and the write-interest bookkeeping. Subclasses parse
 /// what they read; `input` and `output` always hold plaintext.
 class Connection: EventHandler {
-    unowned let pooler: Pooler
+    /// The pooler lives until the process exits: no reference counting on each access.
+    unowned(unsafe) let pooler: Pooler
     let fd: Int32
     var token: UInt64 = 0
     /// Unique id used in pools and in SHOW output.

@@ -7,9 +7,10 @@ import PoolerWire
 /// Drives one `PoolState`: opens server connections, links servers to waiting
 /// clients, and delivers the welcome parameters learnt from the first login.
 final class PoolRuntime {
-    unowned let pooler: Pooler
+    /// The pooler lives until the process exits: no reference counting on each access.
+    unowned(unsafe) let pooler: Pooler
     let key: PoolKey
-    var state: PoolState
+    var state: PoolState<ServerConnection, ClientConnection>
     var stats = PoolStats()
     var database: DatabaseEntry
     /// Login user and credential for the server side.
@@ -19,8 +20,8 @@ final class PoolRuntime {
     var welcome: [(String, String)]?
     /// Clients that passed auth and wait for `welcome`.
     var welcomeWaiters: [ClientConnection] = []
+    /// Every server of the pool, for iteration and shutdown; the hot path goes through `state`.
     var servers: [Int: ServerConnection] = [:]
-    var waitingClients: [Int: ClientConnection] = [:]
     /// Last login failure: (loop time, message, SQLSTATE), for server_login_retry.
     var lastLoginFailure: (time: UInt64, message: String, code: String)?
     var connectQuery: String? { database.connectQuery }
@@ -44,25 +45,21 @@ final class PoolRuntime {
 
     func requestServer(for client: ClientConnection) {
         if isPaused {
-            state.enqueue(client: client.id, now: pooler.loop.now)
-            waitingClients[client.id] = client
+            state.enqueue(client: client, now: pooler.loop.now)
             client.waitStart = pooler.loop.now
             return
         }
-        switch state.request(client: client.id, now: pooler.loop.now) {
-        case .linked(let serverID):
-            guard let server = servers[serverID] else { return }
+        switch state.request(client: client, now: pooler.loop.now) {
+        case .linked(let server):
             link(server, client)
         case .queued:
-            waitingClients[client.id] = client
             client.waitStart = pooler.loop.now
             launchServers()
         }
     }
 
     func cancelWait(_ client: ClientConnection) {
-        state.cancelWait(client: client.id)
-        waitingClients[client.id] = nil
+        state.cancelWait(client: client)
         welcomeWaiters.removeAll { $0 === client }
     }
 
@@ -141,7 +138,7 @@ final class PoolRuntime {
         let server = ServerConnection(pool: self, fd: fd, remote: address, user: serverUser,
                                       credential: credential, startupParameters: parameters)
         servers[server.id] = server
-        state.serverLoginStarted(server.id)
+        state.serverLoginStarted(server)
         do {
             try server.register()
             if try Syscall.connect(fd, address) {
@@ -170,7 +167,7 @@ final class PoolRuntime {
             let waiters = welcomeWaiters
             welcomeWaiters = []
             for client in waiters { client.fail(message: message, code: code) }
-            for (_, client) in waitingClients { client.fail(message: message, code: code) }
+            for waiter in state.waiting { waiter.client.fail(message: message, code: code) }
         }
     }
 
@@ -184,18 +181,12 @@ final class PoolRuntime {
                              : isPaused ? "pause mode" : "server lifetime over or pool shutting down")
             return
         }
-        if let clientID = state.serverReady(server.id) {
-            guard let client = waitingClients.removeValue(forKey: clientID) else {
-                // Bookkeeping out of sync would strand the server: park it instead.
-                _ = state.serverReady(server.id)
-                server.becameIdle()
-                return
-            }
+        if let client = state.serverReady(server) {
             link(server, client)
         } else if pooler.settings.serverCheckDelay == 0 && !pooler.settings.serverCheckQuery.isEmpty && !checked {
             // server_check_delay = 0: every released server is checked before reuse.
-            _ = state.removeIdle(server.id)
-            state.serverLoginStarted(server.id)
+            _ = state.removeIdle(server)
+            state.serverLoginStarted(server)
             server.check(query: checkQuery)
         } else {
             server.becameIdle()
@@ -205,18 +196,18 @@ final class PoolRuntime {
     }
 
     func serverClosed(_ server: ServerConnection) {
-        state.serverClosed(server.id)
+        state.serverClosed(server)
         servers[server.id] = nil
         pooler.serverCountChanged()
-        if !waitingClients.isEmpty || !welcomeWaiters.isEmpty { launchServers() }
+        if !state.waiting.isEmpty || !welcomeWaiters.isEmpty { launchServers() }
     }
 
     /// RESUME: the clients that queued while paused get servers (idle ones closed at
     /// pause, so new ones log in and serve the queue in order).
     func resumed() {
-        while let serverID = state.idle.last, !state.waiting.isEmpty {
-            _ = state.removeIdle(serverID)
-            if let server = servers[serverID] { serverReleased(server) }
+        while let server = state.idle.last, !state.waiting.isEmpty {
+            _ = state.removeIdle(server)
+            serverReleased(server)
         }
         launchServers()
     }
@@ -232,10 +223,8 @@ final class PoolRuntime {
     /// RECONNECT / RELOAD with a changed entry: idle servers close now, the others
     /// when released.
     func reconnect() {
-        for serverID in state.idle {
-            if let server = servers[serverID], state.removeIdle(serverID) {
-                server.terminate(reason: "database configuration changed")
-            }
+        for server in state.idle where state.removeIdle(server) {
+            server.terminate(reason: "database configuration changed")
         }
         for server in servers.values { server.closeWhenReleased = true }
     }
@@ -246,9 +235,8 @@ final class PoolRuntime {
         let settings = pooler.settings
         guard !settings.serverCheckQuery.isEmpty, settings.serverCheckDelay > 0 else { return }
         let delay = UInt64(settings.serverCheckDelay * 1_000_000)
-        for serverID in state.idle {
-            guard let server = servers[serverID], now &- server.idleSince >= delay, state.removeIdle(serverID) else { continue }
-            state.serverLoginStarted(serverID)
+        for server in state.idle where now &- server.idleSince >= delay && state.removeIdle(server) {
+            state.serverLoginStarted(server)
             server.check(query: checkQuery)
         }
     }
@@ -262,27 +250,24 @@ final class PoolRuntime {
         let settings = pooler.settings
         // query_wait_timeout
         let waitLimit = UInt64(settings.queryWaitTimeout * 1_000_000)
-        for clientID in state.clientsWaiting(longerThan: waitLimit, now: now) {
-            waitingClients[clientID]?.fail(message: "query_wait_timeout", code: SQLState.protocolViolation)
+        for client in state.clientsWaiting(longerThan: waitLimit, now: now) {
+            client.fail(message: "query_wait_timeout", code: SQLState.protocolViolation)
         }
         if isPaused {
-            for serverID in state.idle {
-                if let server = servers[serverID], state.removeIdle(serverID) { server.terminate(reason: "pause mode") }
-            }
+            for server in state.idle where state.removeIdle(server) { server.terminate(reason: "pause mode") }
             return
         }
         // server_idle_timeout and server_lifetime close idle servers above min_pool_size
         let idleLimit = settings.serverIdleTimeout
         let lifetime = settings.serverLifetime
-        for serverID in state.idle {
-            guard let server = servers[serverID], state.serverCount > state.limits.minPoolSize else { continue }
+        for server in state.idle where state.serverCount > state.limits.minPoolSize {
             let idleFor = Double(now &- server.idleSince) / 1e6
             let age = Double(now &- server.connectTime) / 1e6
             if idleLimit > 0 && idleFor >= idleLimit {
-                _ = state.removeIdle(serverID)
+                _ = state.removeIdle(server)
                 server.terminate(reason: "server idle timeout")
             } else if lifetime > 0 && age >= lifetime {
-                _ = state.removeIdle(serverID)
+                _ = state.removeIdle(server)
                 server.terminate(reason: "server lifetime over")
             }
         }

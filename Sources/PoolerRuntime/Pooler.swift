@@ -11,8 +11,17 @@ import PoolerWire
 /// `globalServerRoom` limit check, the narrow interface a multi-loop version shares.
 final class Pooler {
     let loop: EventLoop
-    private(set) var config: Config
-    var settings: Settings { config.settings }
+    private(set) var config: Config {
+        didSet {
+            settings = config.settings
+            sessionSettingsTemplate = SessionSettings(extraTracked: settings.trackExtraParameters)
+        }
+    }
+    /// Empty session settings with the tracked names, copied (not rebuilt) per connection.
+    private(set) var sessionSettingsTemplate: SessionSettings
+    /// The [pgbouncer] settings in force: a stored copy, read on every event, so that no
+    /// access copies the whole Config.
+    private(set) var settings: Settings
     let log: Logger
     private(set) var authSecrets: [String: String] = [:]
     private var listeners: [ListenerHandler] = []
@@ -56,6 +65,8 @@ final class Pooler {
 
     init(config: Config, log: Logger) throws {
         self.config = config
+        self.settings = config.settings
+        self.sessionSettingsTemplate = SessionSettings(extraTracked: config.settings.trackExtraParameters)
         self.log = log
         self.tlsSetup = try TLSSetup.make(config.settings)
         self.loop = try EventLoop()
@@ -235,8 +246,8 @@ final class Pooler {
             let sharesDatabase = dbLimit > 0 && other.key.database == pool.key.database
             let sharesUser = userLimit > 0 && other.key.user == pool.key.user
             guard sharesDatabase || sharesUser else { continue }
-            for serverID in other.state.idle where evicted < count {
-                guard let server = other.servers[serverID], other.state.removeIdle(serverID) else { continue }
+            for server in other.state.idle where evicted < count {
+                guard other.state.removeIdle(server) else { continue }
                 server.terminate(reason: "evicted")
                 evicted += 1
             }
@@ -330,10 +341,8 @@ final class Pooler {
         case .waitForServers:
             // Idle servers close right away; active ones finish their transaction first.
             for pool in pools.values {
-                for id in pool.state.idle {
-                    if let server = pool.servers[id], pool.state.removeIdle(id) {
-                        server.terminate(reason: "shutting down")
-                    }
+                for server in pool.state.idle where pool.state.removeIdle(server) {
+                    server.terminate(reason: "shutting down")
                 }
             }
             if pools.values.allSatisfy({ $0.state.active.isEmpty }) { loop.stop() }
@@ -415,8 +424,8 @@ final class Pooler {
         enforceTransactionTimeouts(now: now)
         for pool in pools.values {
             if connectTimeout > 0 {
-                for id in pool.state.loggingIn {
-                    if let server = pool.servers[id], server.isLoggingIn, now &- server.connectTime > connectTimeout {
+                for server in pool.state.loggingIn {
+                    if server.isLoggingIn, now &- server.connectTime > connectTimeout {
                         server.ioFailed(SystemError("connect", errno: ETIMEDOUT))
                     }
                 }
@@ -447,8 +456,8 @@ final class Pooler {
             let idleTimeout = UInt64((user?.idleTransactionTimeout ?? settings.idleTransactionTimeout) * 1_000_000)
             let transactionTimeout = UInt64((user?.transactionTimeout ?? settings.transactionTimeout) * 1_000_000)
             guard queryTimeout > 0 || idleTimeout > 0 || transactionTimeout > 0 else { continue }
-            for id in pool.state.active {
-                guard let server = pool.servers[id], server.state == .active, let client = server.client else { continue }
+            for server in pool.state.active {
+                guard server.state == .active, let client = server.client else { continue }
                 let reason: String
                 if queryTimeout > 0 && server.tracker.outstanding > 0 && now &- client.requestTime > queryTimeout {
                     reason = "query timeout"

@@ -33,7 +33,10 @@ final class ServerConnection: Connection {
     private var batchFailed = false
     /// Bytes of a server frame being dropped piecewise (hidden response).
     private var passthroughDrop = false
-    weak var client: ClientConnection?
+    /// The linked client. Not weak (a weak reference moves every retain of the client to
+    /// the slow side-table path); every way a link ends clears it: release (becameIdle,
+    /// reset, check, relink) and the client's own close.
+    unowned(unsafe) var client: ClientConnection?
     /// Cancel requests on their way to this server's backend; it is not reused meanwhile.
     var cancelsInFlight = 0
     private var releaseAfterCancels = false
@@ -58,7 +61,7 @@ final class ServerConnection: Connection {
         self.pool = pool
         self.login = ServerLoginStateMachine(user: user, credential: credential)
         self.statementCache = ServerStatementCache(capacity: pool.pooler.settings.maxPreparedStatements)
-        self.settings = SessionSettings(extraTracked: pool.pooler.settings.trackExtraParameters)
+        self.settings = pool.pooler.sessionSettingsTemplate
         self.startupParameters = startupParameters
         super.init(pooler: pool.pooler, fd: fd, remote: remote, localPort: 0)
     }
@@ -313,6 +316,7 @@ final class ServerConnection: Connection {
     /// the client's session parameters first, hidden from the client.
     func linked(to client: ClientConnection) {
         self.client = client
+        releaseAfterCancels = false
         state = .active
         passthroughRemaining = 0
         passthroughDrop = false
@@ -342,10 +346,9 @@ final class ServerConnection: Connection {
     /// Parks the server as idle after the pool took it back.
     func becameIdle() {
         client = nil
+        releaseAfterCancels = false
         state = .idle
         idleSince = pooler.loop.now
-        input.releaseIfEmpty()
-        output.releaseIfEmpty()
         updateInterest()
     }
 

@@ -1,83 +1,114 @@
 import Testing
 @testable import PoolerCore
 
+/// Stand-ins for the runtime's connection objects.
+final class TestServer {}
+final class TestClient {}
+
 @Suite struct PoolStateTests {
+    typealias State = PoolState<TestServer, TestClient>
     let key = PoolKey(database: "db", user: "app")
 
+    static func isQueued(_ assignment: State.Assignment) -> Bool {
+        if case .queued = assignment { return true }
+        return false
+    }
+
+    static func linkedServer(_ assignment: State.Assignment) -> TestServer? {
+        if case .linked(let server) = assignment { return server }
+        return nil
+    }
+
     @Test func opensServersOnDemandUpToPoolSize() {
-        var pool = PoolState(key: key, limits: PoolLimits(poolSize: 2))
+        var pool = State(key: key, limits: PoolLimits(poolSize: 2))
         #expect(pool.serversToOpen(now: 0) == 0)
-        for client in 1...5 { #expect(pool.request(client: client, now: 10) == .queued) }
+        for _ in 1...5 {
+            let assignment = pool.request(client: TestClient(), now: 10)
+            #expect(Self.isQueued(assignment))
+        }
         #expect(pool.serversToOpen(now: 10) == 2)
-        pool.serverLoginStarted(100)
-        pool.serverLoginStarted(101)
+        pool.serverLoginStarted(TestServer())
+        pool.serverLoginStarted(TestServer())
         #expect(pool.serversToOpen(now: 10) == 0)
     }
 
     @Test func waitingClientsAreServedFIFO() {
-        var pool = PoolState(key: key, limits: PoolLimits(poolSize: 1))
-        _ = pool.request(client: 1, now: 1)
-        _ = pool.request(client: 2, now: 2)
-        _ = pool.request(client: 3, now: 3)
-        pool.serverLoginStarted(100)
-        let r1 = pool.serverReady(100)
-        #expect(r1 == 1)
-        let r2 = pool.serverReady(100)
-        #expect(r2 == 2)
-        pool.cancelWait(client: 3)
-        let r3 = pool.serverReady(100)
-        #expect(r3 == nil)
-        #expect(pool.idle == [100])
-        let r4 = pool.request(client: 4, now: 9)
-        #expect(r4 == .linked(server: 100))
-        #expect(pool.active == [100])
+        var pool = State(key: key, limits: PoolLimits(poolSize: 1))
+        let (c1, c2, c3, c4) = (TestClient(), TestClient(), TestClient(), TestClient())
+        let server = TestServer()
+        _ = pool.request(client: c1, now: 1)
+        _ = pool.request(client: c2, now: 2)
+        _ = pool.request(client: c3, now: 3)
+        pool.serverLoginStarted(server)
+        #expect(pool.serverReady(server) === c1)
+        #expect(pool.serverReady(server) === c2)
+        pool.cancelWait(client: c3)
+        #expect(pool.serverReady(server) == nil)
+        #expect(pool.idle.count == 1 && pool.idle[0] === server)
+        let assignment = pool.request(client: c4, now: 9)
+        #expect(Self.linkedServer(assignment) === server)
+        #expect(pool.active.count == 1)
     }
 
     @Test func idleServerIsNotHandedPastWaitingClients() {
-        var pool = PoolState(key: key, limits: PoolLimits(poolSize: 1))
-        pool.serverLoginStarted(100)
-        _ = pool.serverReady(100)
-        let r5 = pool.request(client: 1, now: 0)
-        #expect(r5 == .linked(server: 100))
-        let r6 = pool.request(client: 2, now: 1)
-        #expect(r6 == .queued)
-        let r7 = pool.serverReady(100)
-        #expect(r7 == 2)
+        var pool = State(key: key, limits: PoolLimits(poolSize: 1))
+        let server = TestServer()
+        let (c1, c2) = (TestClient(), TestClient())
+        pool.serverLoginStarted(server)
+        _ = pool.serverReady(server)
+        let first = pool.request(client: c1, now: 0)
+        #expect(Self.linkedServer(first) === server)
+        let second = pool.request(client: c2, now: 1)
+        #expect(Self.isQueued(second))
+        #expect(pool.serverReady(server) === c2)
     }
 
     @Test func reservePoolOpensAfterTimeout() {
-        var pool = PoolState(key: key, limits: PoolLimits(poolSize: 1, reservePoolSize: 2, reservePoolTimeout: 5_000_000))
-        pool.serverLoginStarted(100)
-        _ = pool.serverReady(100)
-        _ = pool.request(client: 1, now: 0)
-        _ = pool.request(client: 2, now: 0)
-        _ = pool.request(client: 3, now: 0)
+        var pool = State(key: key, limits: PoolLimits(poolSize: 1, reservePoolSize: 2, reservePoolTimeout: 5_000_000))
+        let server = TestServer()
+        pool.serverLoginStarted(server)
+        _ = pool.serverReady(server)
+        for _ in 0..<3 { _ = pool.request(client: TestClient(), now: 0) }
         #expect(pool.serversToOpen(now: 1_000_000) == 0)
         #expect(pool.serversToOpen(now: 5_000_000) == 2)
         #expect(pool.maxWait(now: 7_000_000) == 7_000_000)
     }
 
     @Test func minPoolSizeAndGlobalRoom() {
-        let pool = PoolState(key: key, limits: PoolLimits(poolSize: 10, minPoolSize: 3))
+        let pool = State(key: key, limits: PoolLimits(poolSize: 10, minPoolSize: 3))
         #expect(pool.serversToOpen(now: 0) == 3)
         #expect(pool.serversToOpen(now: 0, globalRoom: 1) == 1)
         #expect(pool.serversToOpen(now: 0, globalRoom: 0) == 0)
     }
 
     @Test func queryWaitTimeoutListsOnlyOldWaiters() {
-        var pool = PoolState(key: key, limits: PoolLimits(poolSize: 1))
-        _ = pool.request(client: 1, now: 0)
-        _ = pool.request(client: 2, now: 4_000_000)
-        #expect(pool.clientsWaiting(longerThan: 5_000_000, now: 6_000_000) == [1])
-        #expect(pool.clientsWaiting(longerThan: 0, now: 6_000_000) == [])
+        var pool = State(key: key, limits: PoolLimits(poolSize: 1))
+        let (old, young) = (TestClient(), TestClient())
+        _ = pool.request(client: old, now: 0)
+        _ = pool.request(client: young, now: 4_000_000)
+        let late = pool.clientsWaiting(longerThan: 5_000_000, now: 6_000_000)
+        #expect(late.count == 1 && late[0] === old)
+        #expect(pool.clientsWaiting(longerThan: 0, now: 6_000_000).isEmpty)
     }
 
     @Test func closedServersLeaveEveryList() {
-        var pool = PoolState(key: key, limits: PoolLimits(poolSize: 3))
-        pool.serverLoginStarted(1); pool.serverLoginStarted(2); pool.serverLoginStarted(3)
-        _ = pool.serverReady(2)
-        _ = pool.request(client: 9, now: 0)
-        pool.serverClosed(1); pool.serverClosed(2); pool.serverClosed(3)
+        var pool = State(key: key, limits: PoolLimits(poolSize: 3))
+        let servers = [TestServer(), TestServer(), TestServer()]
+        for server in servers { pool.serverLoginStarted(server) }
+        _ = pool.serverReady(servers[1])
+        _ = pool.request(client: TestClient(), now: 0)
+        for server in servers { pool.serverClosed(server) }
         #expect(pool.serverCount == 0)
+    }
+
+    @Test func pausedPoolQueuesEvenWithIdleServers() {
+        var pool = State(key: key, limits: PoolLimits(poolSize: 1))
+        let server = TestServer()
+        pool.serverLoginStarted(server)
+        _ = pool.serverReady(server)
+        let client = TestClient()
+        pool.enqueue(client: client, now: 0)
+        #expect(pool.isWaiting(client: client))
+        #expect(pool.idle.count == 1)
     }
 }

@@ -32,8 +32,14 @@ import Testing
         let yes = Array("  set x = 1".utf8), no = Array("select 1".utf8), multi = Array("select 1; set x = 1".utf8)
         yes.withUnsafeBytes { #expect(SessionCommandScanner.mightContainSessionCommand($0)) }
         multi.withUnsafeBytes { #expect(SessionCommandScanner.mightContainSessionCommand($0)) }
-        // 'select' starts with s: the pre-check errs on the side of scanning.
-        no.withUnsafeBytes { #expect(SessionCommandScanner.mightContainSessionCommand($0)) }
+        no.withUnsafeBytes { #expect(!SessionCommandScanner.mightContainSessionCommand($0)) }
+        Array("SELECT abalance FROM t WHERE aid = 1;\0".utf8).withUnsafeBytes {
+            #expect(!SessionCommandScanner.mightContainSessionCommand($0))
+        }
+        Array("select set_config('a', 'b', false)".utf8).withUnsafeBytes {
+            #expect(SessionCommandScanner.mightContainSessionCommand($0))
+        }
+        Array("settle".utf8).withUnsafeBytes { #expect(!SessionCommandScanner.mightContainSessionCommand($0)) }
         Array("insert into t values (1)".utf8).withUnsafeBytes { #expect(!SessionCommandScanner.mightContainSessionCommand($0)) }
     }
 }

@@ -91,6 +91,18 @@ final class RawSocket {
 
     /// Bytes received that do not form a complete message.
     var leftoverBytes: Int { buffer.count }
+
+    /// Up to `count` raw bytes (fewer if the peer closes or `timeout` passes
+    /// first), for one-byte answers such as the reply to SSLRequest.
+    func readBytes(_ count: Int, timeout: Double = 5) -> [UInt8] {
+        let deadline = Deadline(seconds: timeout)
+        while buffer.count < count && !peerClosed && !deadline.hasPassed {
+            _ = fill(deadline: deadline)
+        }
+        let taken = Array(buffer.prefix(count))
+        buffer.removeFirst(taken.count)
+        return taken
+    }
 }
 
 /// One message from server to client: type byte and payload (length stripped).
