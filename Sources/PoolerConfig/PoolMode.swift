@@ -16,7 +16,7 @@ public enum AuthType: String, CaseIterable, Sendable {
 
     /// The methods this pooler can perform today; the others are rejected at load time
     /// rather than silently weakened.
-    public static let implemented: [AuthType] = [.any, .trust, .plain, .md5, .scramSHA256, .cert]
+    public static let implemented: [AuthType] = [.any, .trust, .plain, .md5, .scramSHA256, .cert, .hba]
 
     public var isImplemented: Bool { AuthType.implemented.contains(self) }
 

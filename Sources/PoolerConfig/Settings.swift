@@ -30,6 +30,7 @@ public struct Settings: Equatable, Sendable {
     // Authentication settings
     public var authType = AuthType.md5
     public var authFile = ""
+    public var authHBAFile = ""
     public var authUser = ""
     public var authQuery = ""
     public var authDbname = ""

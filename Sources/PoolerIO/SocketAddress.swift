@@ -59,6 +59,25 @@ public struct SocketAddress: CustomStringConvertible, Sendable {
         }
     }
 
+    /// The raw address: 4 bytes for IPv4 (also for IPv4-mapped IPv6), 16 for IPv6,
+    /// nil for unix sockets.
+    public var addressBytes: [UInt8]? {
+        switch family {
+        case AF_INET:
+            return withUnsafeBytes(of: storage) { raw in
+                withUnsafeBytes(of: raw.load(as: sockaddr_in.self).sin_addr) { Array($0) }
+            }
+        case AF_INET6:
+            let bytes = withUnsafeBytes(of: storage) { raw in
+                withUnsafeBytes(of: raw.load(as: sockaddr_in6.self).sin6_addr) { Array($0) }
+            }
+            if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xFF && bytes[11] == 0xFF { return Array(bytes[12...]) }
+            return bytes
+        default:
+            return nil
+        }
+    }
+
     /// Host text without port ("127.0.0.1", "::1", "unix").
     public var host: String {
         switch family {

@@ -19,21 +19,17 @@ final class AdminService {
         return writer.bytes
     }
 
-    private func encode(_ reply: AdminReply, client: ClientConnection, into writer: inout MessageWriter) {
+    /// The console's answer to `sql` for this client, without side effects yet.
+    func reply(for sql: String, client: ClientConnection) -> AdminReply {
+        AdminConsole.handle(query: sql, snapshot: snapshot(), isAdmin: client.isAdminUser)
+    }
+
+    /// Writes `reply`; `describe: false` leaves out the RowDescription (extended
+    /// protocol Execute, where Describe sent it).
+    func encode(_ reply: AdminReply, client: ClientConnection, into writer: inout MessageWriter, describe: Bool = true) {
         switch reply {
         case .table(let table):
-            writer.begin(BackendMessageID.rowDescription)
-            writer.int16(Int16(table.columns.count))
-            for column in table.columns {
-                writer.cString(column.name)
-                writer.int32(0)
-                writer.int16(0)
-                writer.int32(column.type.oid)
-                writer.int16(column.type.typeSize)
-                writer.int32(column.type.typeModifier)
-                writer.int16(0)
-            }
-            writer.end()
+            if describe { Self.rowDescription(table, into: &writer) }
             for row in table.rows { writer.dataRow(row) }
             writer.commandComplete(table.tag)
         case .command(let tag, let notices):
@@ -52,6 +48,21 @@ final class AdminService {
         case .action(let command):
             perform(command, client: client, into: &writer)
         }
+    }
+
+    static func rowDescription(_ table: AdminTable, into writer: inout MessageWriter) {
+        writer.begin(BackendMessageID.rowDescription)
+        writer.int16(Int16(table.columns.count))
+        for column in table.columns {
+            writer.cString(column.name)
+            writer.int32(0)
+            writer.int16(0)
+            writer.int32(column.type.oid)
+            writer.int16(column.type.typeSize)
+            writer.int32(column.type.typeModifier)
+            writer.int16(0)
+        }
+        writer.end()
     }
 
     // MARK: snapshot

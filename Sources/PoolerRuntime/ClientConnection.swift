@@ -27,6 +27,10 @@ final class ClientConnection: Connection {
     /// SUSPEND: not read until RESUME.
     var suspended = false
     override var readingSuspended: Bool { suspended }
+    /// Extended-protocol state of an admin console client (drivers that Parse/Bind SHOW).
+    var adminExtended: AdminExtendedSession?
+    /// Logged in as "pgbouncer" over the unix socket by the pooler's own OS user.
+    private var peerAdmin = false
     /// Counted in `Pooler.adminClientCount` (asked for the admin database).
     var countedAsAdmin = false
     var waitStart: UInt64 = 0
@@ -208,6 +212,13 @@ final class ClientConnection: Connection {
         if settings.logConnections {
             pooler.log.info("\(logPrefix) login attempt: db=\(databaseName) user=\(user) tls=\(tls == nil ? "no" : tlsDescription)")
         }
+        if isAdminDatabase && user == "pgbouncer" && isUnixSocket && Syscall.peerUID(fd) == getuid() {
+            // As PgBouncer: the OS user running the pooler, over the unix socket, is the
+            // admin "pgbouncer" without a password, whatever auth_type and admin_users say.
+            peerAdmin = true
+            authenticated()
+            return
+        }
         if !isAdminDatabase {
             if pooler.clientCount(excludingAdmin: true) > settings.maxClientConn {
                 fail(message: "no more connections allowed (max_client_conn)", code: SQLState.tooManyConnections)
@@ -240,7 +251,12 @@ final class ClientConnection: Connection {
             fail(message: "SSL required", code: SQLState.protocolViolation)
             return
         }
-        if settings.authType == .cert && !isUnixSocket {
+        var method = settings.authType
+        if method == .hba {
+            guard let resolved = hbaMethod() else { return }
+            method = resolved
+        }
+        if method == .cert && !isUnixSocket {
             // auth_type = cert: a verified client certificate whose CN is the user name.
             guard let tls, tls.hasPeerCertificate, tls.peerCertificateVerified else {
                 pooler.log.warning("\(logPrefix) TLS client certificate required")
@@ -256,12 +272,45 @@ final class ClientConnection: Connection {
             return
         }
         let secret = pooler.secret(for: user)
-        var machine = ClientAuthStateMachine(user: user, authType: settings.authType == .cert ? .scramSHA256 : settings.authType,
+        var machine = ClientAuthStateMachine(user: user, authType: method == .cert ? .scramSHA256 : method,
                                              secret: secret, channelBinding: tls?.serverEndPointChannelBinding)
         let action = machine.start()
         auth = machine
         state = .auth
         handleAuth(action)
+    }
+
+    /// auth_type = hba: the first auth_hba_file rule matching this connection decides.
+    /// nil when the connection was refused (the client has been told).
+    private func hbaMethod() -> AuthType? {
+        let connection = HBAConnection(isUnixSocket: isUnixSocket, address: isUnixSocket ? nil : remote.addressBytes,
+                                       isTLS: tls != nil, database: databaseName, user: user, isReplication: false)
+        guard let rule = pooler.hba?.matchingRule(connection: connection) else {
+            fail(message: "no authentication method is found", code: SQLState.invalidAuthorizationSpecification)
+            return nil
+        }
+        pooler.log.debug("\(logPrefix) HBA line \(rule.lineNumber) is matched")
+        switch rule.method {
+        case .trust: return .trust
+        case .md5: return .md5
+        case .password: return .plain
+        case .scramSHA256: return .scramSHA256
+        case .cert: return .cert
+        case .peer:
+            // The connecting OS user (SO_PEERCRED) must be the user logging in.
+            guard isUnixSocket, let uid = Syscall.peerUID(fd), let entry = getpwuid(uid),
+                  String(cString: entry.pointee.pw_name) == user else {
+                fail(message: "peer authentication failed for user \"\(user)\"", code: SQLState.invalidAuthorizationSpecification)
+                return nil
+            }
+            return .trust
+        case .reject:
+            fail(message: "login rejected", code: SQLState.invalidAuthorizationSpecification)
+            return nil
+        case .ldap:
+            fail(message: "ldap is not supported by this build", code: SQLState.featureNotSupported)
+            return nil
+        }
     }
 
     // MARK: authentication
@@ -306,7 +355,7 @@ final class ClientConnection: Connection {
         auth = nil
         if databaseName == "pgbouncer" {
             let settings = pooler.settings
-            isAdminUser = settings.adminUsers.contains(user)
+            isAdminUser = peerAdmin || settings.adminUsers.contains(user)
             guard isAdminUser || settings.statsUsers.contains(user) else {
                 fail(message: "not allowed", code: SQLState.insufficientPrivilege)
                 return
@@ -538,18 +587,22 @@ final class ClientConnection: Connection {
             var reader = MessageReader(payload)
             let type = frame.type
             let sql = type == FrontendMessageID.query ? reader.cString() : nil
-            input.consume(frame.end)
             switch type {
             case FrontendMessageID.query:
+                input.consume(frame.end)
                 output.append(pooler.admin.execute(sql ?? "", client: self))
             case FrontendMessageID.terminate:
+                input.consume(frame.end)
                 close(reason: "client close request")
             default:
-                var writer = MessageWriter()
-                writer.errorResponse(code: SQLState.featureNotSupported,
-                                     message: "the admin console supports the simple query protocol only")
-                writer.readyForQuery(.idle)
-                output.append(writer.bytes)
+                var session = adminExtended ?? AdminExtendedSession()
+                let accepted = session.handle(type: type, payload: payload, client: self)
+                input.consume(frame.end)
+                guard accepted else {
+                    failInvalidMessage(type)
+                    return
+                }
+                adminExtended = session
             }
         }
     }

@@ -83,6 +83,16 @@ final class Pooler {
 
     private func loadAuthFile() throws {
         authSecrets = settings.authFile.isEmpty ? [:] : try AuthFile.load(path: settings.authFile)
+        hba = try Self.loadHBA(settings)
+    }
+
+    /// auth_type = hba: the rules of auth_hba_file.
+    private(set) var hba: HBA?
+
+    static func loadHBA(_ settings: Settings) throws -> HBA? {
+        guard settings.authType == .hba else { return nil }
+        guard !settings.authHBAFile.isEmpty else { throw StartupError("auth_type = hba needs auth_hba_file") }
+        return try HBA.load(path: settings.authHBAFile, identMaps: nil)
     }
 
     func secret(for user: String) -> String? { authSecrets[user] }
@@ -360,6 +370,7 @@ final class Pooler {
             fresh = try Config.load(path: configPath)
             _ = fresh.settings.authFile.isEmpty ? [:] : try AuthFile.load(path: fresh.settings.authFile)
             tls = try TLSSetup.make(fresh.settings)
+            hba = try Self.loadHBA(fresh.settings)
         } catch {
             log.error("config reload failed, keeping the old configuration: \(error)")
             return false
