@@ -4,6 +4,8 @@
 #include <stdatomic.h>
 #include <syslog.h>
 #include <strings.h>
+#include <stdlib.h>
+#include <stddef.h>
 
 int pooler_epoll_wait(int epfd, uint32_t *events, uint64_t *data, int maxevents, int timeout_ms) {
     struct epoll_event evs[256];
@@ -81,3 +83,21 @@ void pooler_syslog(int level, const char *message) {
 }
 
 void pooler_closelog(void) { closelog(); }
+
+int pooler_sd_notify(const char *state) {
+    const char *path = getenv("NOTIFY_SOCKET");
+    if (path == NULL || path[0] == 0) return 0;
+    struct sockaddr_un address;
+    memset(&address, 0, sizeof(address));
+    address.sun_family = AF_UNIX;
+    size_t length = strlen(path);
+    if (length >= sizeof(address.sun_path)) return -1;
+    memcpy(address.sun_path, path, length);
+    if (path[0] == '@') address.sun_path[0] = 0; /* abstract namespace */
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    ssize_t sent = sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&address,
+                          (socklen_t)(offsetof(struct sockaddr_un, sun_path) + length));
+    close(fd);
+    return sent < 0 ? -1 : 1;
+}

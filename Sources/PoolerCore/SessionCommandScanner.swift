@@ -43,12 +43,19 @@ public enum SessionCommandScanner {
             break
         }
         guard i < bytes.count else { return false }
-        if bytes[i] == UInt8(ascii: "/") { return true } // a block comment: let the scanner handle it
-        if startsWithWord(bytes, at: i, "set") || startsWithWord(bytes, at: i, "reset")
-            || startsWithWord(bytes, at: i, "discard") || startsWithWord(bytes, at: i, "deallocate") {
-            return true
+        switch lowercased(bytes[i]) {
+        case UInt8(ascii: "/"):
+            return true // a block comment: let the scanner handle it
+        case UInt8(ascii: "s"):
+            if startsWithWord(bytes, at: i, "set") { return true }
+            if startsWithWord(bytes, at: i, "select") && mentionsSetConfig(bytes) { return true }
+        case UInt8(ascii: "r"):
+            if startsWithWord(bytes, at: i, "reset") { return true }
+        case UInt8(ascii: "d"):
+            if startsWithWord(bytes, at: i, "discard") || startsWithWord(bytes, at: i, "deallocate") { return true }
+        default:
+            break
         }
-        if startsWithWord(bytes, at: i, "select") && mentionsSetConfig(bytes) { return true }
         return hasSecondStatement(bytes)
     }
 

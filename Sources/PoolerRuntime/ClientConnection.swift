@@ -210,7 +210,7 @@ final class ClientConnection: Connection {
             pooler.adminClientCount += 1
         }
         if settings.logConnections {
-            pooler.log.info("\(logPrefix) login attempt: db=\(databaseName) user=\(user) tls=\(tls == nil ? "no" : tlsDescription)")
+            pooler.log.info("\(logPrefix) login attempt: db=\(databaseName) user=\(user) tls=\(tls == nil ? "no" : tlsDescription) replication=no")
         }
         if isAdminDatabase && user == "pgbouncer" && isUnixSocket && Syscall.peerUID(fd) == getuid() {
             // As PgBouncer: the OS user running the pooler, over the unix socket, is the

@@ -102,6 +102,7 @@ final class Pooler {
     func startListening() throws {
         // Metrics first: once the client port accepts, the whole pooler is up.
         try startMetricsListener()
+        if try adoptSystemdSockets() { return }
         let backlog = Int32(clamping: max(settings.listenBacklog, 1))
         for address in settings.listenAddresses {
             let hosts = address == "*" ? ["0.0.0.0", "::"] : [address]
@@ -149,9 +150,34 @@ final class Pooler {
         }
     }
 
-    private func closeListeners() {
-        for listener in listeners { listener.close() }
-        listeners = []
+    /// systemd socket activation (PgBouncer's pgbouncer.socket): LISTEN_FDS sockets from
+    /// fd 3 on, for this pid, are the listeners instead of listen_addr/unix_socket_dir.
+    private func adoptSystemdSockets() throws -> Bool {
+        guard let pidText = getenv("LISTEN_PID"), Int32(String(cString: pidText)) == getpid(),
+              let countText = getenv("LISTEN_FDS"), let count = Int32(String(cString: countText)), count > 0 else {
+            return false
+        }
+        for fd in 3..<(3 + count) {
+            var storage = sockaddr_storage()
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let isUnix = withUnsafeMutablePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+            } == 0 && Int32(storage.ss_family) == AF_UNIX
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            try addListener(fd: fd, isUnix: isUnix, path: nil)
+            log.info("listening on systemd socket fd \(fd)\(isUnix ? " (unix)" : "")")
+        }
+        unsetenv("LISTEN_PID")
+        unsetenv("LISTEN_FDS")
+        return true
+    }
+
+    /// Stops accepting; `keepUnixSocket` leaves the unix socket open so an operator can
+    /// still reach the admin console during a graceful shutdown, as in PgBouncer.
+    private func closeListeners(keepUnixSocket: Bool = false) {
+        for listener in listeners where !(keepUnixSocket && listener.isUnix) { listener.close() }
+        listeners = keepUnixSocket ? listeners.filter(\.isUnix) : []
     }
 
     func accept(fd: Int32, remote: SocketAddress, localPort: Int, isUnix: Bool) {
@@ -312,7 +338,11 @@ final class Pooler {
         }
         if pooler_take_signal(SIGHUP) > 0 {
             log.info("got SIGHUP, re-reading config")
+            var now = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &now)
+            _ = pooler_sd_notify("RELOADING=1\nMONOTONIC_USEC=\(Int(now.tv_sec) * 1_000_000 + Int(now.tv_nsec) / 1000)")
             reload()
+            _ = pooler_sd_notify("READY=1")
         }
         if pooler_take_signal(SIGUSR1) > 0 {
             log.info("got SIGUSR1, pausing all activity")
@@ -336,7 +366,8 @@ final class Pooler {
         case .waitForClients: log.info("got SIGTERM, shutting down, waiting for clients")
         }
         shutdown = mode
-        closeListeners()
+        _ = pooler_sd_notify("STOPPING=1")
+        closeListeners(keepUnixSocket: mode != .immediate)
         checkShutdownProgress()
     }
 

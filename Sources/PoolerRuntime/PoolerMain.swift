@@ -1,3 +1,4 @@
+import CLinuxShims
 import Glibc
 import PoolerConfig
 
@@ -91,6 +92,8 @@ public enum PoolerMain {
         }
         writePidFile(settings.pidfile)
         log.info("process up: \(PoolerVersion.full), pid \(getpid())")
+        // Type=notify units (PgBouncer's shipped pgbouncer.service) wait for this.
+        _ = pooler_sd_notify("READY=1\nMAINPID=\(getpid())\nSTATUS=accepting connections")
         do {
             try pooler.run()
         } catch {
@@ -98,6 +101,7 @@ public enum PoolerMain {
             removePidFile(settings.pidfile)
             exit(1)
         }
+        _ = pooler_sd_notify("STOPPING=1")
         log.info("shutting down")
         removePidFile(settings.pidfile)
         exit(0)

@@ -55,4 +55,8 @@ void pooler_openlog(const char *ident, const char *facility);
 void pooler_syslog(int level, const char *message);
 void pooler_closelog(void);
 
+/* sd_notify(3) without libsystemd: sends `state` to $NOTIFY_SOCKET when set.
+   Returns 1 when sent, 0 when not under systemd, -1 on error. */
+int pooler_sd_notify(const char *state);
+
 #endif
