@@ -85,7 +85,7 @@ final class AdminService {
         for client in pooler.clients.values.sorted(by: { $0.id < $1.id }) {
             let state: AdminClientState
             switch client.state {
-            case .startup, .auth, .welcomeWait: state = .login; loginClients += 1
+            case .startup, .authLookup, .auth, .welcomeWait: state = .login; loginClients += 1
             case .waiting: state = .waiting
             case .idle, .active, .admin: state = .active
             }

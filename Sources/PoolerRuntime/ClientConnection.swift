@@ -8,7 +8,7 @@ import PoolerWire
 /// whichever server the pool links for each transaction (or the admin console).
 final class ClientConnection: Connection {
     enum State: String {
-        case startup, auth, welcomeWait, idle, waiting, active, admin
+        case startup, authLookup, auth, welcomeWait, idle, waiting, active, admin
     }
 
     private(set) var state: State = .startup
@@ -27,6 +27,10 @@ final class ClientConnection: Connection {
     /// SUSPEND: not read until RESUME.
     var suspended = false
     override var readingSuspended: Bool { suspended }
+    /// auth_query: the method to continue with once the secret arrives, and the secret
+    /// found (for the server login credential).
+    private var pendingMethod = AuthType.scramSHA256
+    private var lookedUpSecret: String?
     /// Extended-protocol state of an admin console client (drivers that Parse/Bind SHOW).
     var adminExtended: AdminExtendedSession?
     /// Logged in as "pgbouncer" over the unix socket by the pooler's own OS user.
@@ -75,7 +79,7 @@ final class ClientConnection: Connection {
             switch state {
             case .startup: processStartup()
             case .auth: processAuth()
-            case .welcomeWait, .waiting: return
+            case .welcomeWait, .waiting, .authLookup: return
             case .idle, .active: forwardToServer(); return
             case .admin:
                 if awaitingAdminReply { return }
@@ -271,13 +275,38 @@ final class ClientConnection: Connection {
             handleAuth(.accept(final: nil))
             return
         }
-        let secret = pooler.secret(for: user)
+        let needsSecret = method != .trust && method != .any
+        if needsSecret, !isAdminDatabase, pooler.secret(for: user) == nil, pooler.authUser(for: databaseName) != nil {
+            // auth_query: the secret comes from PostgreSQL (cached), then login goes on.
+            if let cached = pooler.cachedAuthSecret(user: user, database: databaseName) {
+                beginAuthentication(method, secret: cached)
+            } else {
+                pendingMethod = method
+                state = .authLookup
+                pooler.lookUpSecret(user: user, database: databaseName, for: self)
+            }
+            return
+        }
+        beginAuthentication(method, secret: pooler.secret(for: user))
+    }
+
+    private func beginAuthentication(_ method: AuthType, secret: String?) {
+        lookedUpSecret = pooler.secret(for: user) == nil ? secret : nil
         var machine = ClientAuthStateMachine(user: user, authType: method == .cert ? .scramSHA256 : method,
                                              secret: secret, channelBinding: tls?.serverEndPointChannelBinding)
         let action = machine.start()
         auth = machine
         state = .auth
         handleAuth(action)
+    }
+
+    /// The auth_query lookup answered (nil: unknown user or lookup failed — both end as a
+    /// wrong password would, so nobody learns which users exist).
+    func secretLookedUp(_ secret: String?) {
+        guard state == .authLookup, !closed else { return }
+        beginAuthentication(pendingMethod, secret: secret)
+        flush()
+        if !input.isEmpty { processInput() }
     }
 
     /// auth_type = hba: the first auth_hba_file rule matching this connection decides.
@@ -364,7 +393,8 @@ final class ClientConnection: Connection {
             sendWelcome(pooler.adminWelcomeParameters)
             return
         }
-        guard let pool = pooler.pool(database: databaseName, clientUser: user, scramKeys: keys) else {
+        guard let pool = pooler.pool(database: databaseName, clientUser: user, scramKeys: keys,
+                                     lookedUpSecret: lookedUpSecret) else {
             fail(message: "no such database: \(databaseName)", code: SQLState.invalidCatalogName)
             return
         }

@@ -97,6 +97,11 @@ final class Pooler {
 
     func secret(for user: String) -> String? { authSecrets[user] }
 
+    /// auth_query results: secret (nil: unknown user) and expiry, by database and user.
+    var authCache: [String: (secret: String?, expires: UInt64)] = [:]
+    var authLookups: [String: AuthQueryConnection] = [:]
+    var authLookupWaiters: [String: [ClientConnection]] = [:]
+
     // MARK: listening
 
     func startListening() throws {
@@ -210,7 +215,8 @@ final class Pooler {
 
     /// The pool for a client's (database, user), created on first use. A database entry
     /// with `user=` sends every client to that user's pool, as in PgBouncer.
-    func pool(database name: String, clientUser: String, scramKeys: (clientKey: [UInt8], serverKey: [UInt8])?) -> PoolRuntime? {
+    func pool(database name: String, clientUser: String, scramKeys: (clientKey: [UInt8], serverKey: [UInt8])?,
+              lookedUpSecret: String? = nil) -> PoolRuntime? {
         guard let database = config.database(named: name) else { return nil }
         let serverUser = database.user ?? clientUser
         let key = PoolKey(database: name, user: serverUser)
@@ -225,7 +231,7 @@ final class Pooler {
             credential = .plaintext(password)
         } else if let scramKeys, database.user == nil {
             credential = .scramKeys(clientKey: scramKeys.clientKey, serverKey: scramKeys.serverKey)
-        } else if let secret = secret(for: serverUser) {
+        } else if let secret = secret(for: serverUser) ?? (serverUser == clientUser ? lookedUpSecret : nil) {
             if SCRAMSecret.parse(secret) != nil {
                 credential = .none // needs a client's SCRAM keys first
             } else if MD5Password.isMD5Hash(secret) {
@@ -464,6 +470,7 @@ final class Pooler {
             }
         }
         enforceTransactionTimeouts(now: now)
+        if !authLookups.isEmpty || !authCache.isEmpty { maintainAuthLookups(now: now) }
         for pool in pools.values {
             if connectTimeout > 0 {
                 for server in pool.state.loggingIn {

@@ -29,14 +29,17 @@ final class PoolerProcess: @unchecked Sendable {
     /// - settings: `key = value` lines for `[pgbouncer]`, replacing defaults.
     /// - databases: `[databases]` lines replacing the defaults (app_db and `*`).
     /// - userlist: auth_file contents replacing the cluster's userlist.
+    /// - prepare: called with the run directory before the pooler starts (to write
+    ///   files such as an auth_hba_file there); returns more `key = value` lines.
     init(settings: [String] = [], databases: [String]? = nil, userlist: String? = nil,
-         arguments: [String] = []) throws {
+         arguments: [String] = [], prepare: ((_ runDirectory: String) throws -> [String])? = nil) throws {
         let binary = try TestEnvironment.poolerBinary()
         cluster = try PostgresCluster.shared()
         let runAs = TestEnvironment.poolerRunAs
         runDirectory = try cluster.makeRunDirectory(owner: runAs)
         try writeTextFile(runDirectory + "/userlist.txt", userlist ?? cluster.userlist, mode: 0o600)
         try TestEnvironment.chown(runDirectory + "/userlist.txt", to: runAs)
+        let settings = try settings + (prepare?(runDirectory) ?? [])
         port = 0
         ini = PoolerIni(databases: [])
 

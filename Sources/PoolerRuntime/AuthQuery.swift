@@ -1,0 +1,79 @@
+import PoolerConfig
+import PoolerCore
+import PoolerWire
+
+/// auth_user / auth_query / auth_dbname: secrets of users missing from auth_file are
+/// looked up in PostgreSQL, cached for `cacheTTL`, and used exactly like auth_file
+/// secrets (a SCRAM verifier lets the pooler log in with the client's keys, so no
+/// password is stored anywhere). Concurrent logins of one user share a lookup.
+extension Pooler {
+    static let authCacheTTL: UInt64 = 60_000_000
+
+    /// The auth_user for logins to `database`, when auth_query applies there.
+    func authUser(for database: String) -> String? {
+        let entry = config.database(named: database)
+        let user = entry?.authUser ?? (settings.authUser.isEmpty ? nil : settings.authUser)
+        return user
+    }
+
+    /// A cached auth_query secret, if fresh.
+    func cachedAuthSecret(user: String, database: String) -> String?? {
+        guard let entry = authCache[authCacheKey(user: user, database: database)], loop.now < entry.expires else { return nil }
+        return .some(entry.secret)
+    }
+
+    private func authCacheKey(user: String, database: String) -> String { "\(database)\u{0}\(user)" }
+
+    /// Starts (or joins) a lookup of `user`'s secret for a login to `database`.
+    func lookUpSecret(user: String, database: String, for client: ClientConnection) {
+        let key = authCacheKey(user: user, database: database)
+        if authLookups[key] != nil {
+            authLookupWaiters[key, default: []].append(client)
+            return
+        }
+        guard let authUser = authUser(for: database) else {
+            client.secretLookedUp(nil)
+            return
+        }
+        let entry = config.database(named: database)
+        let authDatabaseName = entry?.authDbname ?? (settings.authDbname.isEmpty ? database : settings.authDbname)
+        guard let authDatabase = config.database(named: authDatabaseName) else {
+            log.warning("auth_dbname \(authDatabaseName) is not a configured database")
+            client.secretLookedUp(nil)
+            return
+        }
+        let credential: ServerCredential
+        if let password = authDatabase.password {
+            credential = .plaintext(password)
+        } else if let secret = authSecrets[authUser], SCRAMSecret.parse(secret) == nil {
+            credential = MD5Password.isMD5Hash(secret) ? .md5Hash(secret) : .plaintext(secret)
+        } else {
+            credential = .none
+        }
+        let query = entry?.authQuery ?? settings.authQuery
+        guard let connection = AuthQueryConnection(pooler: self, lookupKey: key, user: user, database: authDatabase,
+                                                   databaseName: authDatabaseName, authUser: authUser,
+                                                   credential: credential, query: query) else {
+            client.secretLookedUp(nil)
+            return
+        }
+        authLookups[key] = connection
+        authLookupWaiters[key, default: []].append(client)
+    }
+
+    func authLookupFinished(_ connection: AuthQueryConnection, secret: String?, failed: Bool) {
+        let key = connection.lookupKey
+        authLookups[key] = nil
+        // Failures are not cached: the next login tries again.
+        if !failed { authCache[key] = (secret, loop.now + Self.authCacheTTL) }
+        let waiters = authLookupWaiters.removeValue(forKey: key) ?? []
+        for client in waiters where !client.closed { client.secretLookedUp(secret) }
+    }
+
+    /// Lookups that take longer than server_connect_timeout fail; old cache entries go.
+    func maintainAuthLookups(now: UInt64) {
+        let timeout = UInt64(max(settings.serverConnectTimeout, 1) * 1_000_000)
+        for connection in authLookups.values { connection.expireIfOlder(than: timeout, now: now) }
+        authCache = authCache.filter { now < $0.value.expires }
+    }
+}
