@@ -17,7 +17,13 @@ final class ClientConnection: Connection {
     var databaseName = ""
     var applicationName = ""
     var startupParameters: [(String, String)] = []
-    private var auth: ClientAuthStateMachine?
+    /// The authentication exchange, boxed: it is large and only lives during login, so an
+    /// idle client does not carry its storage.
+    private final class AuthBox {
+        var machine: ClientAuthStateMachine
+        init(_ machine: ClientAuthStateMachine) { self.machine = machine }
+    }
+    private var auth: AuthBox?
     private(set) var pool: PoolRuntime?
     private(set) var server: ServerConnection?
     var isAdminUser = false
@@ -295,7 +301,7 @@ final class ClientConnection: Connection {
         var machine = ClientAuthStateMachine(user: user, authType: method == .cert ? .scramSHA256 : method,
                                              secret: secret, channelBinding: tls?.serverEndPointChannelBinding)
         let action = machine.start()
-        auth = machine
+        auth = AuthBox(machine)
         state = .auth
         handleAuth(action)
     }
@@ -351,13 +357,12 @@ final class ClientConnection: Connection {
         case .invalidLength(_, let length):
             fail(message: "bad packet length: \(length)", code: SQLState.protocolViolation)
         case .frame(let frame):
-            guard frame.type == FrontendMessageID.password, var machine = auth else {
+            guard frame.type == FrontendMessageID.password, let box = auth else {
                 fail(message: "expected password response, got message type '\(Character(Unicode.Scalar(frame.type)))'",
                      code: SQLState.protocolViolation)
                 return
             }
-            let action = machine.received(UnsafeRawBufferPointer(rebasing: input.readable[frame.payloadStart..<frame.end]))
-            auth = machine
+            let action = box.machine.received(UnsafeRawBufferPointer(rebasing: input.readable[frame.payloadStart..<frame.end]))
             input.consume(frame.end)
             handleAuth(action)
         }
@@ -380,7 +385,7 @@ final class ClientConnection: Connection {
         var writer = MessageWriter()
         writer.authentication(AuthenticationCode.ok)
         output.append(writer.bytes)
-        let keys = auth?.recoveredKeys
+        let keys = auth?.machine.recoveredKeys
         auth = nil
         if databaseName == "pgbouncer" {
             let settings = pooler.settings
@@ -408,7 +413,11 @@ final class ClientConnection: Connection {
     func sendWelcome(_ parameters: [(String, String)]) {
         guard !closed else { return }
         var writer = MessageWriter()
-        for (name, value) in parameters { settings.reported(name: name, value: value) }
+        if let shared = pool?.welcomeSettings {
+            settings = shared
+        } else {
+            for (name, value) in parameters { settings.reported(name: name, value: value) }
+        }
         for (name, value) in startupParameters {
             if settings.tracked.contains(name.lowercased()) {
                 settings.requested(name: name, value: value)

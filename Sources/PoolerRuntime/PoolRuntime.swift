@@ -17,7 +17,16 @@ final class PoolRuntime {
     let serverUser: String
     var credential: ServerCredential
     /// ParameterStatus set sent to clients at login, from the first server login.
-    var welcome: [(String, String)]?
+    var welcome: [(String, String)]? {
+        didSet {
+            var settings = pooler.sessionSettingsTemplate
+            for (name, value) in welcome ?? [] { settings.reported(name: name, value: value) }
+            welcomeSettings = settings
+        }
+    }
+    /// The session settings every client of this pool starts from: one storage shared by
+    /// all clients that ask for nothing else (copy on write), so idle clients stay small.
+    private(set) var welcomeSettings: SessionSettings?
     /// Clients that passed auth and wait for `welcome`.
     var welcomeWaiters: [ClientConnection] = []
     /// Every server of the pool, for iteration and shutdown; the hot path goes through `state`.
@@ -174,11 +183,14 @@ final class PoolRuntime {
     /// A server is clean: give it to the next waiting client or park it.
     func serverReleased(_ server: ServerConnection, checked: Bool = false) {
         let now = pooler.loop.now
-        if server.closeWhenReleased || !pooler.serversUsable || isPaused
-            || (pooler.settings.serverLifetime > 0 && Double(now &- server.connectTime) / 1e6 >= pooler.settings.serverLifetime
-                && state.waiting.isEmpty) {
+        // server_lifetime: an expired server closes when released and nobody waits for it;
+        // 0 means every server is used once (PgBouncer's documented meaning).
+        let lifetime = serverLifetime
+        let expired = lifetime == 0 ? server.linkCount > 0
+            : Double(now &- server.connectTime) / 1e6 >= lifetime && state.waiting.isEmpty
+        if server.closeWhenReleased || !pooler.serversUsable || isPaused || expired {
             server.terminate(reason: server.closeWhenReleased ? "database configuration changed"
-                             : isPaused ? "pause mode" : "server lifetime over or pool shutting down")
+                             : isPaused ? "pause mode" : expired ? "server lifetime over" : "pooler shutting down")
             return
         }
         if let client = state.serverReady(server) {
@@ -241,6 +253,9 @@ final class PoolRuntime {
         }
     }
 
+    /// The database entry's server_lifetime, else the global one (seconds).
+    var serverLifetime: Double { database.serverLifetime ?? pooler.settings.serverLifetime }
+
     var checkQuery: String {
         pooler.settings.serverCheckSendsEmptyQuery ? "" : pooler.settings.serverCheckQuery
     }
@@ -259,7 +274,7 @@ final class PoolRuntime {
         }
         // server_idle_timeout and server_lifetime close idle servers above min_pool_size
         let idleLimit = settings.serverIdleTimeout
-        let lifetime = settings.serverLifetime
+        let lifetime = serverLifetime
         for server in state.idle where state.serverCount > state.limits.minPoolSize {
             let idleFor = Double(now &- server.idleSince) / 1e6
             let age = Double(now &- server.connectTime) / 1e6

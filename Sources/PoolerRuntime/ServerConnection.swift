@@ -37,6 +37,8 @@ final class ServerConnection: Connection {
     /// the slow side-table path); every way a link ends clears it: release (becameIdle,
     /// reset, check, relink) and the client's own close.
     unowned(unsafe) var client: ClientConnection?
+    /// How many client links this server has served (server_lifetime = 0: one).
+    private(set) var linkCount = 0
     /// Cancel requests on their way to this server's backend; it is not reused meanwhile.
     var cancelsInFlight = 0
     private var releaseAfterCancels = false
@@ -316,6 +318,7 @@ final class ServerConnection: Connection {
     /// the client's session parameters first, hidden from the client.
     func linked(to client: ClientConnection) {
         self.client = client
+        linkCount += 1
         releaseAfterCancels = false
         state = .active
         passthroughRemaining = 0
