@@ -50,7 +50,7 @@ public enum ConfigKeys {
           help: "Comma-separated parameters (beyond client_encoding, datestyle, timezone, standard_conforming_strings and application_name) tracked per client and restored on the server it gets."),
         K("ignore_startup_parameters", .list, "", .list(\.ignoreStartupParameters),
           help: "Comma-separated startup parameters to ignore instead of rejecting the connection (e.g. extra_float_digits,options)."),
-        K("peer_id", .int, "0", help: "Id of this process in a group of peered poolers. 0 disables peering."),
+        K("peer_id", .int, "0", .int(\.peerID), help: "Id of this process in a group of peered poolers. 0 disables peering."),
         K("disable_pqexec", .bool, "0", .bool(\.disablePqexec), reloadable: false,
           help: "Reject the simple query protocol; only the extended protocol is allowed."),
         K("application_name_add_host", .bool, "0", .bool(\.applicationNameAddHost),

@@ -63,6 +63,7 @@ public struct Settings: Equatable, Sendable {
     public var soReuseport = false
     public var tcpKeepalive = false
     public var listenBacklog = 0
+    public var peerID = 0
     public var clientTLSSSLMode = ""
     public var clientTLSKeyFile = ""
     public var clientTLSCertFile = ""

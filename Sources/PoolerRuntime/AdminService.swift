@@ -200,9 +200,13 @@ final class AdminService {
         case .pause: pauseState = .paused
         case .suspend: pauseState = .suspended
         }
+        let peers = pooler.config.peers.keys.sorted().map { id -> AdminPeer in
+            let peer = pooler.config.peers[id]!
+            return AdminPeer(peerID: id, host: peer.host, port: peer.port, poolSize: peer.poolSize ?? settings.defaultPoolSize)
+        }
         return AdminSnapshot(now: wallNow, version: PoolerVersion.full, pauseState: pauseState,
                              databases: databases, pools: adminPools, sockets: sockets, users: users, stats: stats,
-                             lists: lists, config: config)
+                             lists: lists, config: config, peers: peers)
     }
 
     private func serverCounts(_ pool: PoolRuntime) -> (active: Int, idle: Int, used: Int, tested: Int, login: Int) {

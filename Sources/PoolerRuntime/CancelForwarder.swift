@@ -15,24 +15,30 @@ final class CancelForwarder: EventHandler {
     private var sent = false
     private weak var target: ServerConnection?
 
-    init?(pooler: Pooler, target: ServerConnection) {
+    convenience init?(pooler: Pooler, target: ServerConnection) {
+        self.init(pooler: pooler, address: target.remote, processID: target.backendProcessID,
+                  secretKey: target.backendSecretKey, target: target)
+    }
+
+    /// A cancel for `address` (a server, or a peer pooler that owns the client).
+    init?(pooler: Pooler, address: SocketAddress, processID: Int32, secretKey: Int32, target: ServerConnection? = nil) {
         self.pooler = pooler
         self.target = target
         var writer = MessageWriter()
-        writer.cancelRequest(processID: target.backendProcessID, secretKey: target.backendSecretKey)
+        writer.cancelRequest(processID: processID, secretKey: secretKey)
         packet = writer.bytes
         started = pooler.loop.now
-        guard let fd = try? Syscall.socket(domain: target.remote.family, type: Int32(SOCK_STREAM.rawValue)) else { return nil }
+        guard let fd = try? Syscall.socket(domain: address.family, type: Int32(SOCK_STREAM.rawValue)) else { return nil }
         self.fd = fd
         do {
             token = try pooler.loop.register(fd: fd, events: EventMask.writable, handler: self)
-            _ = try Syscall.connect(fd, target.remote)
+            _ = try Syscall.connect(fd, address)
         } catch {
             pooler.log.warning("cancel request could not be forwarded: \(error)")
             Syscall.close(fd)
             return nil
         }
-        target.cancelsInFlight += 1
+        target?.cancelsInFlight += 1
         pooler.cancelForwarders.append(self)
     }
 

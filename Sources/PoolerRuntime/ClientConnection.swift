@@ -57,11 +57,7 @@ final class ClientConnection: Connection {
 
     init(pooler: Pooler, fd: Int32, remote: SocketAddress, localPort: Int, isUnixSocket: Bool) {
         self.isUnixSocket = isUnixSocket
-        let random = Crypto.randomBytes(count: 8)
-        func int32(_ b: ArraySlice<UInt8>) -> Int32 {
-            Int32(bitPattern: b.reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
-        }
-        cancelKey = (int32(random[0..<4]) & 0x7FFF_FFFF, int32(random[4..<8]))
+        cancelKey = CancelKey.make(peerID: pooler.settings.peerID)
         settings = pooler.sessionSettingsTemplate
         super.init(pooler: pooler, fd: fd, remote: remote, localPort: localPort)
     }

@@ -309,12 +309,29 @@ final class Pooler {
     /// A request for a client without a server (or an unknown key) is dropped, as
     /// PostgreSQL does for keys it does not know. Keys are compared in constant time.
     func forwardCancel(processID: Int32, secretKey: Int32) {
-        var match: ClientConnection?
-        for client in clients.values where client.cancelKey.processID == processID {
-            if Crypto.constantTimeEquals(Self.bytes(client.cancelKey.secretKey), Self.bytes(secretKey)) { match = client }
+        switch CancelKey.route(processID: processID, secretKey: secretKey, ownPeerID: settings.peerID) {
+        case .expired:
+            log.debug("cancel request dropped: its TTL was exhausted between peers")
+        case .peer(let id, let pid, let key):
+            // Another instance behind the same address owns the client (peering).
+            guard let peer = config.peers[id] else {
+                log.warning("could not find peer \(id) to forward a cancel request to")
+                return
+            }
+            let address = peer.host.hasPrefix("/")
+                ? SocketAddress.unix(path: "\(peer.host)/.s.PGSQL.\(peer.port)")
+                : SocketAddress.resolve(host: peer.host, port: peer.port).first
+            guard let address else { return }
+            log.debug("forwarding cancellation request to peer \(id)")
+            _ = CancelForwarder(pooler: self, address: address, processID: pid, secretKey: key)
+        case .local(let pid, let key):
+            var match: ClientConnection?
+            for client in clients.values where client.cancelKey.processID == pid {
+                if Crypto.constantTimeEquals(Self.bytes(client.cancelKey.secretKey), Self.bytes(key)) { match = client }
+            }
+            guard let client = match, let server = client.server else { return }
+            _ = CancelForwarder(pooler: self, target: server)
         }
-        guard let client = match, let server = client.server else { return }
-        _ = CancelForwarder(pooler: self, target: server)
     }
 
     private static func bytes(_ value: Int32) -> [UInt8] {

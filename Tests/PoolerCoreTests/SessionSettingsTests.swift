@@ -115,3 +115,32 @@ import Testing
         #expect(SessionSettings.quotedName("a\"b") == "\"a\"\"b\"")
     }
 }
+
+@Suite struct CancelKeyTests {
+    @Test func peerIDAndTTLAreEncodedAndRouted() {
+        let key = CancelKey.make(peerID: 7)
+        let bytes = CancelKey.bytes(processID: key.processID, secretKey: key.secretKey)
+        #expect(CancelKey.peerID(of: bytes) == 7)
+        #expect(bytes[7] & CancelKey.ttlMask == CancelKey.ttlMask)
+        #expect(key.processID > 0)
+        // At its own instance the key is local, unchanged.
+        #expect(CancelKey.route(processID: key.processID, secretKey: key.secretKey, ownPeerID: 7)
+                == .local(processID: key.processID, secretKey: key.secretKey))
+        // Elsewhere it goes to peer 7 with one TTL step less, until the TTL runs out.
+        guard case .peer(let id, let pid, let secret) = CancelKey.route(processID: key.processID, secretKey: key.secretKey, ownPeerID: 3) else {
+            Issue.record("expected forwarding"); return
+        }
+        #expect(id == 7 && pid == key.processID && secret == key.secretKey - 1)
+        var hops = 0
+        var current = (key.processID, key.secretKey)
+        while case .peer(_, let p, let s) = CancelKey.route(processID: current.0, secretKey: current.1, ownPeerID: 3) {
+            current = (p, s); hops += 1
+        }
+        #expect(hops == 3)
+        #expect(CancelKey.route(processID: current.0, secretKey: current.1, ownPeerID: 3) == .expired)
+    }
+
+    @Test func withoutPeeringEveryKeyIsLocal() {
+        #expect(CancelKey.route(processID: 1, secretKey: 2, ownPeerID: 0) == .local(processID: 1, secretKey: 2))
+    }
+}

@@ -6,6 +6,8 @@ import Foundation
 struct PoolerIni {
     var databases: [String]
     private(set) var settings: [(key: String, value: String)] = []
+    /// `[peers]` lines (`id = host=... port=...`), rendered last when present.
+    var peers: [String] = []
 
     /// The defaults every test starts from: transaction pooling, pool size 5,
     /// SCRAM, `app_db` plus a `*` fallback to the cluster.
@@ -56,6 +58,10 @@ struct PoolerIni {
         for line in databases { text += line + "\n" }
         text += "\n[pgbouncer]\n"
         for (key, value) in settings { text += "\(key) = \(value)\n" }
+        if !peers.isEmpty {
+            text += "\n[peers]\n"
+            for line in peers { text += line + "\n" }
+        }
         return text
     }
 }

@@ -29,10 +29,12 @@ final class PoolerProcess: @unchecked Sendable {
     /// - settings: `key = value` lines for `[pgbouncer]`, replacing defaults.
     /// - databases: `[databases]` lines replacing the defaults (app_db and `*`).
     /// - userlist: auth_file contents replacing the cluster's userlist.
+    /// - peers: `[peers]` lines.
     /// - prepare: called with the run directory before the pooler starts (to write
     ///   files such as an auth_hba_file there); returns more `key = value` lines.
     init(settings: [String] = [], databases: [String]? = nil, userlist: String? = nil,
-         arguments: [String] = [], prepare: ((_ runDirectory: String) throws -> [String])? = nil) throws {
+         arguments: [String] = [], peers: [String] = [],
+         prepare: ((_ runDirectory: String) throws -> [String])? = nil) throws {
         let binary = try TestEnvironment.poolerBinary()
         cluster = try PostgresCluster.shared()
         let runAs = TestEnvironment.poolerRunAs
@@ -49,6 +51,7 @@ final class PoolerProcess: @unchecked Sendable {
             ini = PoolerIni.standard(listenPort: port, runDirectory: runDirectory,
                                      authFile: runDirectory + "/userlist.txt", postgresPort: cluster.port)
             if let databases { ini.databases = databases }
+            ini.peers = peers
             ini.apply(settings)
             try writeTextFile(iniPath, ini.render())
             switch try launch(binary: binary, arguments: arguments, runAs: runAs) {
