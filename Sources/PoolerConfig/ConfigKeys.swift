@@ -118,7 +118,7 @@ public enum ConfigKeys {
         K("dns_nxdomain_ttl", .seconds, "15", help: "How long DNS errors and NXDOMAIN answers are cached. [seconds]"),
         K("dns_zone_check_period", .seconds, "0", help: "Period of DNS zone serial checks (c-ares only). 0 disables. [seconds]"),
         K("resolv_conf", .string, "", reloadable: false, help: "Custom resolv.conf file for DNS lookups."),
-        K("query_wait_notify", .int, "5", help: "Tell a queued client it is waiting after this long. 0 disables. [seconds]"),
+        K("query_wait_notify", .int, "5", .int(\.queryWaitNotify), help: "Tell a queued client it is waiting after this long. 0 disables. [seconds]"),
     ].map { $0.inGroup("Connection sanity checks, timeouts") }
 
     private static let sslModes = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]

@@ -21,6 +21,7 @@ public struct Settings: Equatable, Sendable {
     public var maxDbConnections = 0
     public var maxUserConnections = 0
     public var serverRoundRobin = false
+    public var queryWaitNotify = 0
     public var trackExtraParameters: [String] = []
     public var ignoreStartupParameters: [String] = []
     public var disablePqexec = false

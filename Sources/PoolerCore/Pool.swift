@@ -21,9 +21,13 @@ public struct PoolLimits: Equatable, Sendable {
     /// Microseconds a client must wait before the reserve pool may be used (0 = never).
     public var reservePoolTimeout: UInt64
     public var mode: PoolMode
+    /// server_round_robin: hand out the least recently used idle server (spreads load over
+    /// servers, e.g. behind a TCP balancer) instead of the most recent (warmer caches).
+    public var roundRobin: Bool
 
     public init(poolSize: Int, minPoolSize: Int = 0, reservePoolSize: Int = 0, reservePoolTimeout: UInt64 = 5_000_000,
-                mode: PoolMode = .transaction) {
+                mode: PoolMode = .transaction, roundRobin: Bool = false) {
+        self.roundRobin = roundRobin
         self.poolSize = poolSize
         self.minPoolSize = minPoolSize
         self.reservePoolSize = reservePoolSize
@@ -71,7 +75,8 @@ public struct PoolState<Server: AnyObject, Client: AnyObject> {
 
     /// A client needs a server: an idle one if any, else it queues (FIFO).
     public mutating func request(client: Client, now: UInt64) -> Assignment {
-        if waiting.isEmpty, let server = idle.popLast() {
+        if waiting.isEmpty, !idle.isEmpty {
+            let server = limits.roundRobin ? idle.removeFirst() : idle.removeLast()
             active.append(server)
             return .linked(server: server)
         }

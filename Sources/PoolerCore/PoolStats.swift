@@ -12,6 +12,7 @@ public struct PoolStats: Sendable {
     public var clientParseCount: UInt64 = 0
     public var serverParseCount: UInt64 = 0
     public var bindCount: UInt64 = 0
+    public var clientLoginCount: UInt64 = 0
 
     public init() {}
 
@@ -28,6 +29,7 @@ public struct PoolStats: Sendable {
         r.clientParseCount = a.clientParseCount + b.clientParseCount
         r.serverParseCount = a.serverParseCount + b.serverParseCount
         r.bindCount = a.bindCount + b.bindCount
+        r.clientLoginCount = a.clientLoginCount + b.clientLoginCount
         return r
     }
 }

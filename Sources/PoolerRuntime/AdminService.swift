@@ -1,3 +1,4 @@
+import CLinuxShims
 import Glibc
 import PoolerAdmin
 import PoolerConfig
@@ -233,20 +234,27 @@ final class AdminService {
 }
 
 extension Pooler {
-    /// PgBouncer's periodic stats line, per database.
+    /// PgBouncer 1.25.2's periodic stats line (later versions add client logins/s): per-second averages over all pools for the
+    /// last stats_period, logged even when idle; also the systemd STATUS text.
     func logStats() {
+        let total = { (stats: [String: PoolStats]) in stats.values.reduce(PoolStats(), +) }
+        let current = total(previousStats), older = total(olderStats)
         let seconds = max(statsPeriodMicroseconds, 1)
-        for (db, current) in previousStats.sorted(by: { $0.key < $1.key }) {
-            let older = olderStats[db] ?? PoolStats()
-            let xacts = current.transactionCount &- older.transactionCount
-            let queries = current.queryCount &- older.queryCount
-            let perSecond = { (c: UInt64, o: UInt64) in (c &- o) * 1_000_000 / seconds }
-            log.info("stats: \(db): \(perSecond(current.transactionCount, older.transactionCount)) xacts/s, "
-                     + "\(perSecond(current.queryCount, older.queryCount)) queries/s, "
-                     + "in \(perSecond(current.bytesReceived, older.bytesReceived)) B/s, "
-                     + "out \(perSecond(current.bytesSent, older.bytesSent)) B/s, "
-                     + "xact \(xacts > 0 ? (current.transactionTime &- older.transactionTime) / xacts : 0) us, "
-                     + "query \(queries > 0 ? (current.queryTime &- older.queryTime) / queries : 0) us")
-        }
+        let perSecond = { (c: UInt64, o: UInt64) in (c &- o) &* 1_000_000 / seconds }
+        let xacts = current.transactionCount &- older.transactionCount
+        let queries = current.queryCount &- older.queryCount
+        let assignments = current.serverAssignmentCount &- older.serverAssignmentCount
+        let text = "stats: \(perSecond(current.transactionCount, older.transactionCount)) xacts/s, "
+            + "\(perSecond(current.queryCount, older.queryCount)) queries/s, "
+            + "\(perSecond(current.clientParseCount, older.clientParseCount)) client parses/s, "
+            + "\(perSecond(current.serverParseCount, older.serverParseCount)) server parses/s, "
+            + "\(perSecond(current.bindCount, older.bindCount)) binds/s, "
+            + "in \(perSecond(current.bytesReceived, older.bytesReceived)) B/s, "
+            + "out \(perSecond(current.bytesSent, older.bytesSent)) B/s, "
+            + "xact \(xacts > 0 ? (current.transactionTime &- older.transactionTime) / xacts : 0) us, "
+            + "query \(queries > 0 ? (current.queryTime &- older.queryTime) / queries : 0) us, "
+            + "wait \(assignments > 0 ? (current.waitTime &- older.waitTime) / assignments : 0) us"
+        log.info(text)
+        _ = pooler_sd_notify("STATUS=\(text)")
     }
 }

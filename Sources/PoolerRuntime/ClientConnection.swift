@@ -44,6 +44,8 @@ final class ClientConnection: Connection {
     /// Counted in `Pooler.adminClientCount` (asked for the admin database).
     var countedAsAdmin = false
     var waitStart: UInt64 = 0
+    /// query_wait_notify's notice went out for the current wait.
+    var sentWaitNotice = false
     let cancelKey: (processID: Int32, secretKey: Int32)
     private var passthroughRemaining = 0
     private var releaseAfterPassthrough = false
@@ -560,6 +562,7 @@ final class ClientConnection: Connection {
 
     func linked(to server: ServerConnection) {
         self.server = server
+        sentWaitNotice = false
         state = .active
         wantsRead = true
         updateInterest()

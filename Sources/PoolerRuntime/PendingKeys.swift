@@ -5,7 +5,7 @@ import PoolerConfig
 /// believes a limit or a feature is in force when it is not.
 enum PendingKeys {
     static let names: Set<String> = [
-        "server_round_robin", "disable_pqexec",
+        "disable_pqexec",
         "auth_user", "auth_query", "auth_dbname", "unix_socket_group",
     ]
 

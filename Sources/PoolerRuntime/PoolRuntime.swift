@@ -74,6 +74,7 @@ final class PoolRuntime {
 
     /// A client that just logged in: send the welcome now or when the first server is up.
     func welcomeClient(_ client: ClientConnection) {
+        stats.clientLoginCount += 1
         if let welcome {
             client.sendWelcome(welcome)
         } else if let failure = recentLoginFailure {
@@ -267,6 +268,18 @@ final class PoolRuntime {
         let waitLimit = UInt64(settings.queryWaitTimeout * 1_000_000)
         for client in state.clientsWaiting(longerThan: waitLimit, now: now) {
             client.fail(message: "query_wait_timeout", code: SQLState.protocolViolation)
+        }
+        // query_wait_notify: tell a queued client once why it waits (PgBouncer's notice).
+        let notifyAfter = UInt64(settings.queryWaitNotify) * 1_000_000
+        if notifyAfter > 0 {
+            for client in state.clientsWaiting(longerThan: notifyAfter, now: now) where !client.sentWaitNotice {
+                client.sentWaitNotice = true
+                var writer = MessageWriter()
+                writer.noticeResponse(code: "00000",
+                                      message: "No server connection available in postgres backend, client being queued")
+                client.output.append(writer.bytes)
+                client.flush()
+            }
         }
         if isPaused {
             for server in state.idle where state.removeIdle(server) { server.terminate(reason: "pause mode") }

@@ -109,6 +109,13 @@ final class Pooler {
         try startMetricsListener()
         if try adoptSystemdSockets() { return }
         let backlog = Int32(clamping: max(settings.listenBacklog, 1))
+        // The unix socket before TCP: whoever sees the TCP port accept may use either.
+        if !settings.unixSocketDir.isEmpty {
+            let path = "\(settings.unixSocketDir)/.s.PGSQL.\(settings.listenPort)"
+            let fd = try ListenSocket.unix(path: path, mode: settings.unixSocketMode, backlog: backlog)
+            try addListener(fd: fd, isUnix: true, path: path)
+            log.info("listening on unix:\(path)")
+        }
         for address in settings.listenAddresses {
             let hosts = address == "*" ? ["0.0.0.0", "::"] : [address]
             for host in hosts {
@@ -120,12 +127,6 @@ final class Pooler {
                 try addListener(fd: fd, isUnix: false, path: nil)
                 log.info("listening on \(first)")
             }
-        }
-        if !settings.unixSocketDir.isEmpty {
-            let path = "\(settings.unixSocketDir)/.s.PGSQL.\(settings.listenPort)"
-            let fd = try ListenSocket.unix(path: path, mode: settings.unixSocketMode, backlog: backlog)
-            try addListener(fd: fd, isUnix: true, path: path)
-            log.info("listening on unix:\(path)")
         }
         if listeners.isEmpty { throw StartupError("nowhere to listen: set listen_addr or unix_socket_dir") }
     }
@@ -257,7 +258,8 @@ final class Pooler {
                           minPoolSize: database.minPoolSize ?? settings.minPoolSize,
                           reservePoolSize: database.reservePoolSize ?? userEntry?.reservePoolSize ?? settings.reservePoolSize,
                           reservePoolTimeout: UInt64(settings.reservePoolTimeout * 1_000_000),
-                          mode: userEntry?.poolMode ?? database.poolMode ?? settings.poolMode)
+                          mode: userEntry?.poolMode ?? database.poolMode ?? settings.poolMode,
+                          roundRobin: settings.serverRoundRobin)
     }
 
     var orderedPools: [PoolRuntime] { poolOrder.compactMap { pools[$0] } }

@@ -111,4 +111,17 @@ final class TestClient {}
         #expect(pool.isWaiting(client: client))
         #expect(pool.idle.count == 1)
     }
+
+    @Test func roundRobinHandsOutTheLeastRecentlyUsedServer() {
+        for roundRobin in [false, true] {
+            var pool = State(key: key, limits: PoolLimits(poolSize: 2, roundRobin: roundRobin))
+            let (first, second) = (TestServer(), TestServer())
+            for server in [first, second] {
+                pool.serverLoginStarted(server)
+                _ = pool.serverReady(server)
+            }
+            let assignment = pool.request(client: TestClient(), now: 0)
+            #expect(Self.linkedServer(assignment) === (roundRobin ? first : second))
+        }
+    }
 }
