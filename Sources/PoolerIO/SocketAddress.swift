@@ -30,11 +30,13 @@ public struct SocketAddress: CustomStringConvertible, Sendable {
 
     /// Resolves a numeric or named host (blocking getaddrinfo; hosts are resolved at
     /// connect time, which is rare: only when a pool opens a server connection).
-    public static func resolve(host: String, port: Int, passive: Bool = false) -> [SocketAddress] {
+    public static func resolve(host: String, port: Int, passive: Bool = false, numericOnly: Bool = false) -> [SocketAddress] {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         hints.ai_family = AF_UNSPEC
         if passive { hints.ai_flags = AI_PASSIVE }
+        // A numeric host never touches DNS, so this form is safe on the event loop.
+        if numericOnly { hints.ai_flags |= AI_NUMERICHOST }
         var result: UnsafeMutablePointer<addrinfo>?
         let status = getaddrinfo(host.isEmpty ? nil : host, String(port), &hints, &result)
         guard status == 0, let first = result else { return [] }

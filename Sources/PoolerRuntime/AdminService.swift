@@ -205,9 +205,13 @@ final class AdminService {
             let peer = pooler.config.peers[id]!
             return AdminPeer(peerID: id, host: peer.host, port: peer.port, poolSize: peer.poolSize ?? settings.defaultPoolSize)
         }
+        let dnsHosts = pooler.resolver.cachedHosts.sorted { $0.host < $1.host }.map { entry in
+            AdminDNSHost(hostname: entry.host, ttlSeconds: entry.expires > monoNow ? (entry.expires - monoNow) / 1_000_000 : 0,
+                         addresses: entry.addresses.map(\.host).joined(separator: ","))
+        }
         return AdminSnapshot(now: wallNow, version: PoolerVersion.full, pauseState: pauseState,
                              databases: databases, pools: adminPools, sockets: sockets, users: users, stats: stats,
-                             lists: lists, config: config, peers: peers)
+                             lists: lists, config: config, peers: peers, dnsHosts: dnsHosts)
     }
 
     private func serverCounts(_ pool: PoolRuntime) -> (active: Int, idle: Int, used: Int, tested: Int, login: Int) {

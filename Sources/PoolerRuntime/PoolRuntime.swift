@@ -126,7 +126,14 @@ final class PoolRuntime {
             let dir = host.isEmpty ? "/var/run/postgresql" : host
             address = SocketAddress.unix(path: "\(dir)/.s.PGSQL.\(port)")
         } else {
-            address = SocketAddress.resolve(host: host, port: port).first
+            switch pooler.resolver.lookup(host: host, port: port, now: pooler.loop.now) {
+            case .addresses(let addresses):
+                address = addresses.first
+            case .pending:
+                return // launchServers runs again when the name has resolved
+            case .unknown:
+                address = nil
+            }
         }
         guard let address else {
             serverLoginFailed(nil, message: "could not resolve host \"\(host)\"", code: SQLState.sqlClientUnableToEstablish)

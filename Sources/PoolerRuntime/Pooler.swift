@@ -344,11 +344,25 @@ final class Pooler {
         AdminConsole.welcomeParameters().map { ($0.name, $0.value) }
     }
 
+    /// Host names of [databases] entries, resolved off the loop and cached for dns_max_ttl.
+    lazy var resolver = HostResolver(wakeFD: loop.wakeDescriptor, ttl: UInt64(settings.dnsMaxTTL * 1_000_000),
+                                     negativeTTL: UInt64(settings.dnsNXDomainTTL * 1_000_000))
+
+    /// Pools waiting for a host name open their servers now.
+    func resolvedHostsArrived() {
+        let hosts = resolver.takeFinished(now: loop.now)
+        guard !hosts.isEmpty else { return }
+        for pool in orderedPools where hosts.contains(pool.database.host ?? "") { pool.launchServers() }
+    }
+
     // MARK: running
 
     func run() throws {
         pooler_install_signal_handlers(loop.wakeDescriptor)
-        loop.onWake { [unowned self] in self.handleSignals() }
+        loop.onWake { [unowned self] in
+            self.handleSignals()
+            self.resolvedHostsArrived()
+        }
         try loop.run(tickMilliseconds: 200) { self.janitor() }
         closeListeners()
     }
@@ -447,6 +461,8 @@ final class Pooler {
             authSecrets = secrets
         }
         log.verbose = fresh.settings.verbose
+        resolver.ttl = UInt64(fresh.settings.dnsMaxTTL * 1_000_000)
+        resolver.negativeTTL = UInt64(fresh.settings.dnsNXDomainTTL * 1_000_000)
         if fresh.settings.logfile != old.settings.logfile { log.reopen(path: fresh.settings.logfile) }
         if fresh.settings.syslog != old.settings.syslog || fresh.settings.syslogIdent != old.settings.syslogIdent
             || fresh.settings.syslogFacility != old.settings.syslogFacility {
@@ -511,6 +527,7 @@ final class Pooler {
         let cancelTimeout = UInt64(settings.cancelWaitTimeout * 1_000_000)
         for forwarder in cancelForwarders where cancelTimeout > 0 { forwarder.expireIfOlder(than: cancelTimeout, now: now) }
         completePendingAdminReplies()
+        resolvedHostsArrived()
         if shutdown != .none { checkShutdownProgress() }
     }
 
