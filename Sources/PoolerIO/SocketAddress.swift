@@ -28,6 +28,20 @@ public struct SocketAddress: CustomStringConvertible, Sendable {
         return address
     }
 
+    /// A PostgreSQL-style host: a directory (or empty: the default /var/run/postgresql)
+    /// means the unix socket `<dir>/.s.PGSQL.<port>`; nil for a TCP host name.
+    public static func postgresSocket(host: String, port: Int) -> SocketAddress? {
+        guard host.isEmpty || host.hasPrefix("/") else { return nil }
+        return unix(path: "\(host.isEmpty ? "/var/run/postgresql" : host)/.s.PGSQL.\(port)")
+    }
+
+    /// The unix socket for `host` when it names a directory, else the first address a
+    /// blocking lookup gives (for rare connections only: cancel forwarding, auth_query).
+    public static func postgres(host: String, port: Int) -> SocketAddress? {
+        if host.isEmpty || host.hasPrefix("/") { return postgresSocket(host: host, port: port) }
+        return resolve(host: host, port: port).first
+    }
+
     /// Resolves a numeric or named host (blocking getaddrinfo; hosts are resolved at
     /// connect time, which is rare: only when a pool opens a server connection).
     public static func resolve(host: String, port: Int, passive: Bool = false, numericOnly: Bool = false) -> [SocketAddress] {

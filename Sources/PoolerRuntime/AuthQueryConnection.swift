@@ -21,14 +21,7 @@ final class AuthQueryConnection: Connection {
 
     init?(pooler: Pooler, lookupKey: String, user: String, database: DatabaseEntry, databaseName: String,
           authUser: String, credential: ServerCredential, query: String) {
-        let host = database.host ?? ""
-        let address: SocketAddress?
-        if host.isEmpty || host.hasPrefix("/") {
-            address = SocketAddress.unix(path: "\(host.isEmpty ? "/var/run/postgresql" : host)/.s.PGSQL.\(database.port)")
-        } else {
-            address = SocketAddress.resolve(host: host, port: database.port).first
-        }
-        guard let address, let fd = try? Syscall.socket(domain: address.family, type: Int32(SOCK_STREAM.rawValue)) else {
+        guard let address = SocketAddress.postgres(host: database.host ?? "", port: database.port), let fd = try? Syscall.socket(domain: address.family, type: Int32(SOCK_STREAM.rawValue)) else {
             return nil
         }
         self.user = user

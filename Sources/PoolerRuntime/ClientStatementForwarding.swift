@@ -92,12 +92,7 @@ extension ClientConnection {
             guard reader.uint8() == UInt8(ascii: "S"), let name = reader.cString(), !name.isEmpty,
                   let id = statements[name] else { return false }
             prepare(id, on: server)
-            var writer = MessageWriter()
-            writer.begin(FrontendMessageID.describe)
-            writer.byte(UInt8(ascii: "S"))
-            writer.cString(PreparedStatement.serverName(id))
-            writer.end()
-            server.forwardFromClient(writer.bytes)
+            server.forwardFromClient(Self.statementMessage(FrontendMessageID.describe, id))
             server.responses.append(.describe)
             return true
         case FrontendMessageID.close:
@@ -165,13 +160,18 @@ extension ClientConnection {
     /// Adds `id` to the server's cache, closing the least recently used statement when full.
     private func evictIfNeeded(adding id: Int, on server: ServerConnection) {
         guard let evicted = server.statementCache.insert(id) else { return }
-        var writer = MessageWriter()
-        writer.begin(FrontendMessageID.close)
-        writer.byte(UInt8(ascii: "S"))
-        writer.cString(PreparedStatement.serverName(evicted))
-        writer.end()
-        server.forwardFromClient(writer.bytes)
+        server.forwardFromClient(Self.statementMessage(FrontendMessageID.close, evicted))
         server.responses.append(.hiddenClose)
+    }
+
+    /// Describe or Close of a statement ('S') under its server name.
+    private static func statementMessage(_ type: UInt8, _ id: Int) -> [UInt8] {
+        var writer = MessageWriter()
+        writer.begin(type)
+        writer.byte(UInt8(ascii: "S"))
+        writer.cString(PreparedStatement.serverName(id))
+        writer.end()
+        return writer.bytes
     }
 
     /// A response the pooler gives itself, after everything the server still owes.

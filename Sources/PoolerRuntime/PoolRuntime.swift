@@ -123,8 +123,7 @@ final class PoolRuntime {
         let port = database.port
         let address: SocketAddress?
         if host.isEmpty || host.hasPrefix("/") {
-            let dir = host.isEmpty ? "/var/run/postgresql" : host
-            address = SocketAddress.unix(path: "\(dir)/.s.PGSQL.\(port)")
+            address = SocketAddress.postgresSocket(host: host, port: port)
         } else {
             switch pooler.resolver.lookup(host: host, port: port, now: pooler.loop.now) {
             case .addresses(let addresses):

@@ -320,10 +320,7 @@ final class Pooler {
                 log.warning("could not find peer \(id) to forward a cancel request to")
                 return
             }
-            let address = peer.host.hasPrefix("/")
-                ? SocketAddress.unix(path: "\(peer.host)/.s.PGSQL.\(peer.port)")
-                : SocketAddress.resolve(host: peer.host, port: peer.port).first
-            guard let address else { return }
+            guard let address = SocketAddress.postgres(host: peer.host, port: peer.port) else { return }
             log.debug("forwarding cancellation request to peer \(id)")
             _ = CancelForwarder(pooler: self, address: address, processID: pid, secretKey: key)
         case .local(let pid, let key):

@@ -357,19 +357,16 @@ final class ServerConnection: Connection {
 
     /// Runs server_check_query (an empty query for `<empty>`); the pool gets the server
     /// back through `serverReleased` when it passes.
-    func check(query: String) {
-        client = nil
-        state = .testing
-        var writer = MessageWriter()
-        writer.query(query)
-        output.append(writer.bytes)
-        flush()
-    }
+    func check(query: String) { runInternalQuery(query, state: .testing) }
 
     /// Sends `server_reset_query` before the server goes back to the pool.
-    func reset(query: String) {
+    func reset(query: String) { runInternalQuery(query, state: .resetting) }
+
+    /// A query of the pooler's own on an unlinked server; `handleInternalQuery` reads
+    /// the answer.
+    private func runInternalQuery(_ query: String, state: State) {
         client = nil
-        state = .resetting
+        self.state = state
         var writer = MessageWriter()
         writer.query(query)
         output.append(writer.bytes)
