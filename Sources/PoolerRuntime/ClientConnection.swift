@@ -55,7 +55,6 @@ final class ClientConnection: Connection {
     var settings: SessionSettings
     /// This client's protocol-level prepared statements (transaction/statement mode).
     var statements = ClientStatements()
-    private var closeReason = ""
 
     init(pooler: Pooler, fd: Int32, remote: SocketAddress, localPort: Int, isUnixSocket: Bool) {
         self.isUnixSocket = isUnixSocket

@@ -19,7 +19,6 @@ class Connection: EventHandler {
     /// When false the loop stops reading this socket (backpressure or waiting for a server).
     var wantsRead = true
     let connectTime: UInt64
-    let connectWallTime: Int
     var requestTime: UInt64
     let localPort: Int
     let remote: SocketAddress
@@ -34,7 +33,6 @@ class Connection: EventHandler {
         self.localPort = localPort
         self.id = pooler.nextConnectionID()
         self.connectTime = pooler.loop.now
-        self.connectWallTime = Int(time(nil))
         self.requestTime = pooler.loop.now
     }
 
