@@ -104,7 +104,7 @@ public enum ConfigKeys {
           help: "Released servers idle longer than this are checked with server_check_query before reuse. 0 always checks. [seconds]"),
         K("server_check_query", .string, "<empty>", .string(\.serverCheckQuery),
           help: "Query that checks a server is alive. Empty disables the check; <empty> sends an empty query."),
-        K("server_fast_close", .bool, "0", help: "Close servers marked for reconnection at the end of the transaction even in session pooling."),
+        K("server_fast_close", .bool, "0", .bool(\.serverFastClose), help: "Close servers marked for reconnection at the end of the transaction even in session pooling."),
         K("server_lifetime", .seconds, "3600", .seconds(\.serverLifetime),
           help: "Close an unused server connection older than this. 0 uses each connection once. [seconds]"),
         K("server_idle_timeout", .seconds, "600", .seconds(\.serverIdleTimeout), help: "Close server connections idle longer than this. 0 disables. [seconds]"),

@@ -65,6 +65,7 @@ public struct Settings: Equatable, Sendable {
     public var tcpKeepalive = false
     public var listenBacklog = 0
     public var peerID = 0
+    public var serverFastClose = false
     public var dnsMaxTTL = 0.0
     public var dnsNXDomainTTL = 0.0
     public var clientTLSSSLMode = ""

@@ -246,6 +246,12 @@ final class PoolRuntime {
             server.terminate(reason: "database configuration changed")
         }
         for server in servers.values { server.closeWhenReleased = true }
+        // server_fast_close: session-mode servers between transactions go now.
+        if mode == .session && pooler.settings.serverFastClose {
+            for server in servers.values where server.state == .active && server.tracker.isClean {
+                server.closeForFastClose()
+            }
+        }
     }
 
     /// server_check_query on servers idle for server_check_delay. The check runs while

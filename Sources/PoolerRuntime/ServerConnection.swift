@@ -37,6 +37,8 @@ final class ServerConnection: Connection {
     /// the slow side-table path); every way a link ends clears it: release (becameIdle,
     /// reset, check, relink) and the client's own close.
     unowned(unsafe) var client: ClientConnection?
+    /// Set when server_fast_close ends this session server after the current batch.
+    private var closeAfterForwarding = false
     /// How many client links this server has served (server_lifetime = 0: one).
     private(set) var linkCount = 0
     /// Cancel requests on their way to this server's backend; it is not reused meanwhile.
@@ -463,6 +465,10 @@ final class ServerConnection: Connection {
             if released || closed { break }
         }
         client.flush()
+        if closeAfterForwarding {
+            closeForFastClose()
+            return
+        }
         if released && cancelsInFlight > 0 {
             // The cancel may still land: hold the server (and its client) until it has.
             releaseAfterCancels = true
@@ -496,6 +502,15 @@ final class ServerConnection: Connection {
             pendingCommands.removeAll()
         }
         batchFailed = false
+    }
+
+    /// server_fast_close in session mode: the server closes and its client, whose session
+    /// it was, is told why.
+    func closeForFastClose() {
+        if let client, !client.closed {
+            client.fail(message: "database configuration changed", code: SQLState.adminShutdown, detachServer: true)
+        }
+        terminate(reason: "database configuration changed")
     }
 
     /// Every cancel request for this backend was delivered.
@@ -547,6 +562,9 @@ final class ServerConnection: Connection {
         let clean = tracker.serverReady(status)
         switch pool.mode {
         case .session:
+            // server_fast_close: a server marked for reconnection leaves at the end of
+            // the transaction, and its session with it.
+            if clean && closeWhenReleased && pooler.settings.serverFastClose { closeAfterForwarding = true }
             return false
         case .statement, .transaction:
             return clean
