@@ -120,12 +120,16 @@ final class Pooler {
             let hosts = address == "*" ? ["0.0.0.0", "::"] : [address]
             for host in hosts {
                 let resolved = SocketAddress.resolve(host: host, port: settings.listenPort, passive: true)
-                guard let first = resolved.first else {
+                guard !resolved.isEmpty else {
                     throw StartupError("could not resolve listen_addr \(host)")
                 }
-                let fd = try ListenSocket.tcp(first, backlog: backlog, reusePort: settings.soReuseport)
-                try addListener(fd: fd, isUnix: false, path: nil)
-                log.info("listening on \(first)")
+                // Every address the name has (localhost: 127.0.0.1 and ::1), as PgBouncer.
+                var bound: Set<String> = []
+                for address in resolved where bound.insert(address.description).inserted {
+                    let fd = try ListenSocket.tcp(address, backlog: backlog, reusePort: settings.soReuseport)
+                    try addListener(fd: fd, isUnix: false, path: nil)
+                    log.info("listening on \(address)")
+                }
             }
         }
         if listeners.isEmpty { throw StartupError("nowhere to listen: set listen_addr or unix_socket_dir") }
