@@ -479,6 +479,7 @@ final class ClientConnection: Connection {
                     input.consume(bytes.count)
                     continue
                 }
+                server.clientWillSend()
                 guard server.tracker.clientSent(header.type) == .forward else {
                     failInvalidMessage(header.type)
                     return
@@ -506,6 +507,7 @@ final class ClientConnection: Connection {
                     }
                     return
                 }
+                server.clientWillSend()
                 switch server.tracker.clientSent(frame.type) {
                 case .forward:
                     break

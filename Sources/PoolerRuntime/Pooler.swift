@@ -547,7 +547,7 @@ final class Pooler {
                 let reason: String
                 if queryTimeout > 0 && server.tracker.outstanding > 0 && now &- client.requestTime > queryTimeout {
                     reason = "query timeout"
-                } else if transactionTimeout > 0 && now &- server.transactionStart > transactionTimeout {
+                } else if transactionTimeout > 0 && !server.tracker.isClean && now &- server.transactionStart > transactionTimeout {
                     reason = "transaction timeout"
                 } else if idleTimeout > 0 && server.tracker.outstanding == 0 && server.tracker.status != .idle
                             && now &- server.lastReadyTime > idleTimeout {

@@ -513,6 +513,15 @@ final class ServerConnection: Connection {
         terminate(reason: "database configuration changed")
     }
 
+    /// The client is about to send a message: a query (and perhaps a transaction)
+    /// starts now if nothing was in flight, for query/transaction times and timeouts.
+    @inline(__always)
+    func clientWillSend() {
+        guard tracker.outstanding == 0 else { return }
+        queryStart = pooler.loop.now
+        if tracker.isClean { transactionStart = queryStart }
+    }
+
     /// Every cancel request for this backend was delivered.
     func cancelsFinished() {
         guard releaseAfterCancels else { return }
@@ -556,7 +565,6 @@ final class ServerConnection: Connection {
         if status == .idle {
             pool.stats.transactionCount += 1
             pool.stats.transactionTime += now &- transactionStart
-            transactionStart = now
         }
         lastReadyTime = now
         let clean = tracker.serverReady(status)
