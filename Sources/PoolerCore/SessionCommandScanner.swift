@@ -284,12 +284,15 @@ public enum SessionCommandScanner {
 
     /// A value as a SQL string literal.
     public static func quoteLiteral(_ value: String) -> String {
-        var result = "'"
-        for character in value {
-            if character == "'" { result.append("'") }
-            result.append(character)
+        // Per Unicode scalar, not per Character: a quote followed by a combining mark is
+        // one Character, and it must still be doubled (found by fuzzing).
+        var result = String.UnicodeScalarView()
+        result.append("'")
+        for scalar in value.unicodeScalars {
+            if scalar == "'" { result.append("'") }
+            result.append(scalar)
         }
         result.append("'")
-        return result
+        return String(result)
     }
 }

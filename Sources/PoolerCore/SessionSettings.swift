@@ -117,9 +117,18 @@ public struct SessionSettings: Equatable, Sendable {
     /// A parameter name for SET/RESET: each dotted part quoted, since custom names may
     /// use reserved words (`myapp.user`).
     public static func quotedName(_ name: String) -> String {
-        name.split(separator: ".", omittingEmptySubsequences: false).map { part in
-            "\"" + part.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"") + "\""
-        }.joined(separator: ".")
+        // Per Unicode scalar, so a quote followed by a combining mark is still doubled.
+        var result = String.UnicodeScalarView()
+        result.append("\"")
+        for scalar in name.unicodeScalars {
+            switch scalar {
+            case ".": result.append(contentsOf: "\".\"".unicodeScalars)
+            case "\"": result.append(contentsOf: "\"\"".unicodeScalars)
+            default: result.append(scalar)
+            }
+        }
+        result.append("\"")
+        return String(result)
     }
 
     /// Records that `alignment(server:client:)` ran on this server.

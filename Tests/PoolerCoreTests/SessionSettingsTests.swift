@@ -109,6 +109,16 @@ import Testing
     }
 }
 
+@Suite struct QuoteLiteralTests {
+    @Test func quoteBeforeACombiningMarkIsDoubled() {
+        // "'" + U+0301 is a single Character; the quote must still be doubled.
+        let value = "a'\u{0301}b"
+        #expect(SessionCommandScanner.quoteLiteral(value) == "'a''\u{0301}b'")
+        #expect(SessionCommandScanner.scan("SELECT set_config('x', \(SessionCommandScanner.quoteLiteral(value)), false)")
+                == [.setConfig(name: "x", value: value)])
+    }
+}
+
 @Suite struct QuotedNameTests {
     @Test func reservedWordsAreQuoted() {
         #expect(SessionSettings.quotedName("myapp.user") == "\"myapp\".\"user\"")
