@@ -7,12 +7,20 @@
 // regexes' corner cases (e.g. `SET keyTO value`) come out the same.
 
 public enum AdminParse {
+    /// Longest console query accepted (command + argument + value fit in far less).
+    public static let maxQueryLength = 1024
+
     /// Byte limits of PgBouncer's copy buffers (the raw token, quotes included, must be shorter).
     static let commandLimit = 16
     static let argumentLimit = 64
     static let valueLimit = 256
 
     public static func parse(_ sql: String) -> Result<AdminCommand, AdminError> {
+        // No console command is longer than this (PgBouncer's own buffers are smaller);
+        // refusing early keeps the matcher below linear in practice.
+        if sql.utf8.count > maxQueryLength {
+            return .failure(.invalidCommand(String(sql.prefix(64)) + "..."))
+        }
         let q = Array(sql.utf8)
         if let (cmdRange, argRange) = matchCommand(q) {
             guard let command = unquote(q, cmdRange, quote: dq, limit: commandLimit),

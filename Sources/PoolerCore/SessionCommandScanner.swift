@@ -108,9 +108,18 @@ public enum SessionCommandScanner {
             let b = bytes[i]
             if b == UInt8(ascii: "'") || b == UInt8(ascii: "\"") {
                 let quote = b
+                // E'...' strings take backslash escapes (E'\'' is one quote inside).
+                let escapes = quote == UInt8(ascii: "'") && current.count >= 1
+                    && (current[current.count - 1] | 0x20) == UInt8(ascii: "e")
+                    && (current.count == 1 || !isIdentifierByte(current[current.count - 2]))
                 current.append(b); i += 1
                 while i < n {
                     current.append(bytes[i])
+                    if escapes && bytes[i] == UInt8(ascii: "\\") && i + 1 < n {
+                        current.append(bytes[i + 1])
+                        i += 2
+                        continue
+                    }
                     if bytes[i] == quote {
                         if i + 1 < n && bytes[i + 1] == quote { current.append(bytes[i + 1]); i += 2; continue }
                         i += 1
@@ -132,7 +141,8 @@ public enum SessionCommandScanner {
                 current.append(0x20)
                 continue
             }
-            if b == UInt8(ascii: "$") {
+            // A dollar quote cannot start inside an identifier (a$b$ is one name).
+            if b == UInt8(ascii: "$"), current.last.map({ !isIdentifierByte($0) && $0 != UInt8(ascii: "$") }) ?? true {
                 // Dollar quote: $tag$ ... $tag$
                 var j = i + 1
                 while j < n && (isIdentifierByte(bytes[j])) && bytes[j] != UInt8(ascii: "$") { j += 1 }
@@ -141,7 +151,7 @@ public enum SessionCommandScanner {
                     current.append(contentsOf: tag)
                     i = j + 1
                     while i < n {
-                        if bytes[i] == UInt8(ascii: "$") && i + tag.count <= n && Array(bytes[i..<i + tag.count]) == tag {
+                        if bytes[i] == UInt8(ascii: "$") && i + tag.count <= n && bytes[i..<i + tag.count].elementsEqual(tag) {
                             current.append(contentsOf: tag)
                             i += tag.count
                             break

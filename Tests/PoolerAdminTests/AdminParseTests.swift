@@ -111,3 +111,14 @@ import Testing
         #expect(AdminCommand.killClient("").clientID == nil)
     }
 }
+
+@Suite struct AdminParseLimitTests {
+    @Test func oversizeQueriesAreRefusedEarly() {
+        let long = "set " + String(repeating: "to", count: 20_000) + "!"
+        guard case .failure(let error) = AdminParse.parse(long) else {
+            Issue.record("a 40 KB console query must be refused"); return
+        }
+        #expect(error.message.hasPrefix("invalid command"))
+        #expect(error.message.count < 200)
+    }
+}

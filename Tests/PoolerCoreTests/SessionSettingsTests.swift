@@ -154,3 +154,15 @@ import Testing
         #expect(CancelKey.route(processID: 1, secretKey: 2, ownPeerID: 0) == .local(processID: 1, secretKey: 2))
     }
 }
+
+@Suite struct ScannerHardeningTests {
+    @Test func dollarInsideAnIdentifierStartsNoQuote() {
+        #expect(SessionCommandScanner.scan("SET x TO a$b$; INSERT INTO t VALUES (1); SET y TO c$b$")
+                == [.set(name: "x", value: "a$b$"), .set(name: "y", value: "c$b$")])
+    }
+
+    @Test func escapeStringsHideTheirQuotes() {
+        #expect(SessionCommandScanner.scan("SELECT E'\\'; SET search_path TO evil; --'").isEmpty)
+        #expect(SessionCommandScanner.scan("SELECT e'\\\\'; SET a = 1") == [.set(name: "a", value: "1")])
+    }
+}

@@ -1,0 +1,1 @@
+// Declarations only (include/CFuzzerDriver.h); libFuzzer itself comes from -sanitize=fuzzer.

@@ -1,0 +1,4 @@
+#include <stddef.h>
+#include <stdint.h>
+// libFuzzer's entry point for programs that have their own main (FuzzerDriver.cpp).
+int LLVMFuzzerRunDriver(int *argc, char ***argv, int (*UserCb)(const uint8_t *Data, size_t Size));

@@ -1,0 +1,1 @@
+../../../Sources/PoolerAdmin/Metrics.swift

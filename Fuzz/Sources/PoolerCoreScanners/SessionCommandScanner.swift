@@ -1,0 +1,1 @@
+../../../Sources/PoolerCore/SessionCommandScanner.swift

@@ -1,0 +1,1 @@
+../../../Sources/PoolerCore/StartupOptions.swift
