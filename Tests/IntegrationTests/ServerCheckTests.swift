@@ -32,7 +32,7 @@ import Testing
         let direct = try cluster.directConnection(user: "postgres", database: "app_db")
         defer { direct.close() }
         let ran = waitUntil(timeout: 10, interval: 0.1) {
-            (try? direct.exec("SELECT count(*) FROM \(table)").scalar).flatMap { Int($0 ?? "") } ?? 0 > 0
+            (try? direct.exec("SELECT count(*) FROM \(table)").scalar).flatMap { Int($0) } ?? 0 > 0
         }
         #expect(ran, "the idle server was never checked\n\(pooler.diagnostics)")
         let after = try #require(try client.exec("SELECT pg_backend_pid()").scalar)

@@ -98,7 +98,7 @@ import Testing
         #expect(try gss.withUnsafeBytes { try StartupPacket.decode($0) } == .gssEncRequest)
         // A parameter name without its terminating NUL is malformed, not a crash.
         let broken: [UInt8] = [0, 0, 0, 12, 0, 3, 0, 0, UInt8(ascii: "u"), UInt8(ascii: "s"), UInt8(ascii: "e"), UInt8(ascii: "r")]
-        broken.withUnsafeBytes { raw in
+        _ = broken.withUnsafeBytes { raw in
             #expect(throws: StartupPacket.DecodeError.self) { try StartupPacket.decode(raw) }
         }
     }
