@@ -30,10 +30,11 @@ final class PoolerProcess: @unchecked Sendable {
     /// - databases: `[databases]` lines replacing the defaults (app_db and `*`).
     /// - userlist: auth_file contents replacing the cluster's userlist.
     /// - peers: `[peers]` lines.
+    /// - fixedPort: listen on this port (e.g. a second instance with so_reuseport).
     /// - prepare: called with the run directory before the pooler starts (to write
     ///   files such as an auth_hba_file there); returns more `key = value` lines.
     init(settings: [String] = [], databases: [String]? = nil, userlist: String? = nil,
-         arguments: [String] = [], peers: [String] = [],
+         arguments: [String] = [], peers: [String] = [], fixedPort: Int? = nil,
          prepare: ((_ runDirectory: String) throws -> [String])? = nil) throws {
         let binary = try TestEnvironment.poolerBinary()
         cluster = try PostgresCluster.shared()
@@ -46,8 +47,8 @@ final class PoolerProcess: @unchecked Sendable {
         ini = PoolerIni(databases: [])
 
         var failures: [String] = []
-        for _ in 0..<3 {
-            port = try FreePort.pick()
+        for _ in 0..<(fixedPort == nil ? 3 : 1) {
+            port = try fixedPort ?? FreePort.pick()
             ini = PoolerIni.standard(listenPort: port, runDirectory: runDirectory,
                                      authFile: runDirectory + "/userlist.txt", postgresPort: cluster.port)
             if let databases { ini.databases = databases }
