@@ -194,17 +194,9 @@ class Connection: EventHandler {
             }
             sendCiphertext()
             guard !closed else { return }
-        } else {
-            while !output.isEmpty {
-                let pending = output.readable
-                do {
-                    guard let sent = try Syscall.send(fd, pending.baseAddress!, pending.count) else { break }
-                    output.consume(sent)
-                } catch {
-                    ioFailed(error)
-                    return
-                }
-            }
+        } else if let error = drain(&output) {
+            ioFailed(error)
+            return
         }
         if output.isEmpty && cipherOut.isEmpty {
             output.releaseIfEmpty()
@@ -218,17 +210,26 @@ class Connection: EventHandler {
     private func sendCiphertext() {
         guard let tls else { return }
         tls.takeCiphertext(into: &cipherOut)
-        while !cipherOut.isEmpty {
-            let pending = cipherOut.readable
-            do {
-                guard let sent = try Syscall.send(fd, pending.baseAddress!, pending.count) else { break }
-                cipherOut.consume(sent)
-            } catch {
-                ioFailed(error)
-                return
-            }
+        if let error = drain(&cipherOut) {
+            ioFailed(error)
+            return
         }
         updateInterest()
+    }
+
+    /// Sends `buffer` until it is empty or the socket is full; the error when sending
+    /// failed (the caller closes, outside the access to the buffer).
+    private func drain(_ buffer: inout ByteBuffer) -> SystemError? {
+        while !buffer.isEmpty {
+            let pending = buffer.readable
+            do {
+                guard let sent = try Syscall.send(fd, pending.baseAddress!, pending.count) else { return nil }
+                buffer.consume(sent)
+            } catch {
+                return error
+            }
+        }
+        return nil
     }
 
     /// Output fell to empty: a peer paused for backpressure may resume.
