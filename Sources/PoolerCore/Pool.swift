@@ -15,6 +15,7 @@ public struct PoolKey: Hashable, Sendable, CustomStringConvertible {
 
 /// Limits of one pool, resolved from the database entry, user entry and defaults.
 public struct PoolLimits: Equatable, Sendable {
+    /// Maximum servers of the pool; 0 = unlimited.
     public var poolSize: Int
     public var minPoolSize: Int
     public var reservePoolSize: Int
@@ -121,6 +122,12 @@ public struct PoolState<Server: AnyObject, Client: AnyObject> {
 
     public mutating func serverLoginStarted(_ server: Server) { loggingIn.append(server) }
 
+    /// A server logged in for one client already chosen (replication): straight to active.
+    public mutating func serverActivated(_ server: Server) {
+        Self.remove(server, from: &loggingIn)
+        active.append(server)
+    }
+
     /// A server is gone (closed, failed login, crashed), whatever its state was.
     public mutating func serverClosed(_ server: Server) {
         Self.remove(server, from: &loggingIn)
@@ -141,7 +148,8 @@ public struct PoolState<Server: AnyObject, Client: AnyObject> {
     /// waiting for the first login's parameters. `globalRoom` is what max_db_connections /
     /// max_user_connections still allow.
     public func serversToOpen(now: UInt64, extraDemand: Int = 0, globalRoom: Int = Int.max) -> Int {
-        var limit = limits.poolSize
+        // pool_size = 0: no limit of its own (PgBouncer's launch_new_connection).
+        var limit = limits.poolSize > 0 ? limits.poolSize : Int.max / 2
         if limits.reservePoolSize > 0, limits.reservePoolTimeout > 0,
            maxWait(now: now) >= limits.reservePoolTimeout {
             limit += limits.reservePoolSize

@@ -97,6 +97,7 @@ final class AdminService {
                 state: .client(state), poolIndex: client.pool.flatMap { poolIndex[$0.key] } ?? pools.count,
                 user: client.user.isEmpty ? nil : client.user,
                 database: client.databaseName.isEmpty ? nil : client.databaseName,
+                replication: AdminReplication(client.replication),
                 address: client.isUnixSocket ? "unix" : client.remote.host, port: client.remote.port,
                 localAddress: client.isUnixSocket ? "unix" : "127.0.0.1", localPort: client.localPort,
                 connectTime: wall(client.connectTime), requestTime: wall(client.requestTime),
@@ -120,6 +121,7 @@ final class AdminService {
                 }
                 sockets.append(AdminSocket(
                     state: .server(state), poolIndex: poolIndex[pool.key] ?? 0, user: pool.key.user, database: pool.key.database,
+                    replication: AdminReplication(server.replication),
                     address: server.remote.family == AF_UNIX ? "unix" : server.remote.host, port: server.remote.port,
                     localAddress: "127.0.0.1", localPort: 0,
                     connectTime: wall(server.connectTime), requestTime: wall(server.requestTime),
@@ -260,5 +262,16 @@ extension Pooler {
             + "wait \(assignments > 0 ? (current.waitTime &- older.waitTime) / assignments : 0) us"
         log.info(text)
         _ = pooler_sd_notify("STATUS=\(text)")
+    }
+}
+
+
+extension AdminReplication {
+    init(_ mode: ReplicationMode) {
+        switch mode {
+        case .none: self = .none
+        case .logical: self = .logical
+        case .physical: self = .physical
+        }
     }
 }

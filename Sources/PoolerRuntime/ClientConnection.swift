@@ -17,6 +17,12 @@ final class ClientConnection: Connection {
     var databaseName = ""
     var applicationName = ""
     var startupParameters: [(String, String)] = []
+    /// `replication=` of the startup packet: such a client has a server of its own.
+    private(set) var replication = ReplicationMode.none
+    /// A replication client's `options`, passed to its server unchanged.
+    private(set) var replicationOptions: String?
+    /// The dedicated server a replication client waits for (logging in).
+    var replicationServer: ServerConnection?
     /// The authentication exchange, boxed: it is large and only lives during login, so an
     /// idle client does not carry its storage.
     private final class AuthBox {
@@ -185,13 +191,24 @@ final class ClientConnection: Connection {
 
     private func startLogin(_ parameters: [(String, String)]) {
         let settings = pooler.settings
+        // First, as PgBouncer: a replication client's options go to its server unparsed.
+        for (key, value) in parameters where key == "replication" {
+            guard let mode = ReplicationMode(startupValue: value) else {
+                fail(message: "invalid value for parameter \"replication\": \"\(value)\"", code: SQLState.invalidParameterValue)
+                return
+            }
+            replication = mode
+        }
         for (key, value) in parameters {
             switch key.lowercased() {
             case "user": user = value
             case "database": databaseName = value
             case "application_name": applicationName = value
+            case "replication": break
             case "client_encoding", "datestyle", "timezone", "standard_conforming_strings", "intervalstyle":
                 startupParameters.append((key, value))
+            case "options" where replication != .none:
+                replicationOptions = value
             case "options":
                 guard let options = StartupOptions.parse(value) else {
                     fail(message: "unsupported options startup parameter: only '-c key=value' is supported",
@@ -212,12 +229,16 @@ final class ClientConnection: Connection {
         }
         if databaseName.isEmpty { databaseName = user }
         let isAdminDatabase = databaseName == "pgbouncer"
+        if isAdminDatabase && replication != .none {
+            fail(message: "replication connections are not supported by the admin console", code: SQLState.protocolViolation)
+            return
+        }
         if isAdminDatabase {
             countedAsAdmin = true
             pooler.adminClientCount += 1
         }
         if settings.logConnections {
-            pooler.log.info("\(logPrefix) login attempt: db=\(databaseName) user=\(user) tls=\(tls == nil ? "no" : tlsDescription) replication=no")
+            pooler.log.info("\(logPrefix) login attempt: db=\(databaseName) user=\(user) tls=\(tls == nil ? "no" : tlsDescription) replication=\(replication.logValue)")
         }
         if isAdminDatabase && user == "pgbouncer" && isUnixSocket && Syscall.peerUID(fd) == getuid() {
             // As PgBouncer: the OS user running the pooler, over the unix socket, is the
@@ -316,7 +337,8 @@ final class ClientConnection: Connection {
     /// nil when the connection was refused (the client has been told).
     private func hbaMethod() -> AuthType? {
         let connection = HBAConnection(isUnixSocket: isUnixSocket, address: isUnixSocket ? nil : remote.addressBytes,
-                                       isTLS: tls != nil, database: databaseName, user: user, isReplication: false)
+                                       isTLS: tls != nil, database: databaseName, user: user,
+                                       isReplication: replication == .physical)
         guard let rule = pooler.hba?.matchingRule(connection: connection) else {
             fail(message: "no authentication method is found", code: SQLState.invalidAuthorizationSpecification)
             return nil
@@ -402,6 +424,11 @@ final class ClientConnection: Connection {
         }
         self.pool = pool
         state = .welcomeWait
+        if replication != .none {
+            pool.stats.clientLoginCount += 1
+            pool.requestReplicationServer(for: self)
+            return
+        }
         pool.welcomeClient(self)
     }
 
@@ -679,10 +706,17 @@ final class ClientConnection: Connection {
         }
         if let pool {
             pool.cancelWait(self)
+            if let pending = replicationServer {
+                replicationServer = nil
+                pending.terminate(reason: "replication client disconnected")
+            }
             if let server {
                 self.server = nil
                 server.client = nil
-                if server.tracker.isClean {
+                if server.replication != .none {
+                    // Replication servers are never reused (PgBouncer does the same).
+                    server.terminate(reason: "replication client disconnected")
+                } else if server.tracker.isClean {
                     let resetQuery = pooler.settings.serverResetQuery
                     if (pool.mode == .session || pooler.settings.serverResetQueryAlways) && !resetQuery.isEmpty {
                         server.reset(query: resetQuery)

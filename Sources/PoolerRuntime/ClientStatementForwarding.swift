@@ -10,7 +10,7 @@ extension ClientConnection {
     static let closeComplete: [UInt8] = [BackendMessageID.closeComplete, 0, 0, 0, 4]
 
     var tracksPreparedStatements: Bool {
-        guard let pool else { return false }
+        guard let pool, replication == .none else { return false }
         return pool.mode != .session && pooler.settings.maxPreparedStatements > 0
     }
 

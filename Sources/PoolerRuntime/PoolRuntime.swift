@@ -70,6 +70,61 @@ final class PoolRuntime {
     func cancelWait(_ client: ClientConnection) {
         state.cancelWait(client: client)
         welcomeWaiters.removeAll { $0 === client }
+        if client.replication != .none { replicationWaiters.removeAll { $0 === client } }
+    }
+
+    // MARK: replication clients
+
+    /// Replication clients waiting for room in the pool for their own server.
+    private var replicationWaiters: [ClientConnection] = []
+
+    /// A replication client logged in: it gets a new server of its own, opened with its
+    /// startup parameters, counted in the pool's limits (idle servers make room).
+    func requestReplicationServer(for client: ClientConnection) {
+        client.waitStart = pooler.loop.now
+        replicationWaiters.append(client)
+        launchReplicationServers()
+    }
+
+    private var launchingReplication = false
+
+    private func launchReplicationServers() {
+        guard !launchingReplication else { return } // re-entered through an eviction's close
+        launchingReplication = true
+        defer { launchingReplication = false }
+        while let client = replicationWaiters.first {
+            guard pooler.serversUsable, !isPaused else { return }
+            let poolRoom = state.limits.poolSize > 0 ? state.limits.poolSize - state.serverCount : 1
+            if min(poolRoom, pooler.globalServerRoom(for: self)) <= 0 {
+                // As PgBouncer's launch_new_connection(evict_if_needed): idle servers go,
+                // this pool's first, then those of pools under the same global limit.
+                if let idle = state.idle.first, state.removeIdle(idle) {
+                    idle.terminate(reason: "evicted")
+                    continue
+                }
+                if poolRoom > 0 && pooler.evictIdleServers(for: self, count: 1) > 0 { continue }
+                return
+            }
+            replicationWaiters.removeFirst()
+            guard openServer(replicationFor: client) else {
+                replicationWaiters.insert(client, at: 0) // the host name is being resolved
+                return
+            }
+        }
+    }
+
+    /// The replication server logged in: linked to its client for good, then the client
+    /// gets its welcome (the server's own parameters).
+    private func replicationServerReady(_ server: ServerConnection) {
+        guard let client = server.replicationClient, !client.closed else {
+            server.terminate(reason: "replication client was closed")
+            return
+        }
+        server.replicationClient = nil
+        client.replicationServer = nil
+        state.serverActivated(server)
+        link(server, client)
+        client.sendWelcome(server.parameters)
     }
 
     /// A client that just logged in: send the welcome now or when the first server is up.
@@ -106,6 +161,7 @@ final class PoolRuntime {
 
     /// Opens as many server connections as waiting clients and min_pool_size need.
     func launchServers() {
+        if !replicationWaiters.isEmpty { launchReplicationServers() }
         guard pooler.serversUsable, !isPaused, recentLoginFailure == nil else { return }
         let needed = state.serversToOpen(now: pooler.loop.now, extraDemand: welcomeWaiters.isEmpty ? 0 : 1)
         guard needed > 0 else { return }
@@ -118,7 +174,18 @@ final class PoolRuntime {
         for _ in 0..<min(needed, room) { openServer() }
     }
 
-    private func openServer() {
+    /// Starts one server login; false only while the host name is being resolved
+    /// (`launchServers` runs again when it has).
+    @discardableResult
+    private func openServer(replicationFor replicationClient: ClientConnection? = nil) -> Bool {
+        func failed(_ message: String) -> Bool {
+            if let replicationClient {
+                replicationClient.fail(message: message, code: SQLState.sqlClientUnableToEstablish)
+            } else {
+                serverLoginFailed(nil, message: message, code: SQLState.sqlClientUnableToEstablish)
+            }
+            return true
+        }
         let host = database.host ?? ""
         let port = database.port
         let address: SocketAddress?
@@ -129,21 +196,17 @@ final class PoolRuntime {
             case .addresses(let addresses):
                 address = addresses.first
             case .pending:
-                return // launchServers runs again when the name has resolved
+                return false // launchServers runs again when the name has resolved
             case .unknown:
                 address = nil
             }
         }
-        guard let address else {
-            serverLoginFailed(nil, message: "could not resolve host \"\(host)\"", code: SQLState.sqlClientUnableToEstablish)
-            return
-        }
+        guard let address else { return failed("could not resolve host \"\(host)\"") }
         let fd: Int32
         do {
             fd = try Syscall.socket(domain: address.family, type: Int32(SOCK_STREAM.rawValue))
         } catch {
-            serverLoginFailed(nil, message: "could not create socket: \(error)", code: SQLState.sqlClientUnableToEstablish)
-            return
+            return failed("could not create socket: \(error)")
         }
         ListenSocket.configureDataSocket(fd, isTCP: address.family != AF_UNIX, keepalive: pooler.settings.tcpKeepalive)
         var parameters: [(String, String)] = [("user", serverUser), ("database", database.dbname ?? key.database)]
@@ -151,8 +214,20 @@ final class PoolRuntime {
         if let v = database.datestyle { parameters.append(("datestyle", v)) }
         if let v = database.timezone { parameters.append(("timezone", v)) }
         if let v = database.applicationName { parameters.append(("application_name", v)) }
+        if let replicationClient, let mode = replicationClient.replication.startupValue {
+            // PgBouncer's send_startup_packet: the client's parameters travel in the
+            // StartupMessage (a physical replication connection takes no SET).
+            var own: [(String, String)] = [("replication", mode)]
+            own += replicationClient.startupParameters
+            if !replicationClient.applicationName.isEmpty { own.append(("application_name", replicationClient.applicationName)) }
+            if let options = replicationClient.replicationOptions { own.append(("options", options)) }
+            parameters.removeAll { name in own.contains { $0.0.lowercased() == name.0 } }
+            parameters += own
+        }
         let server = ServerConnection(pool: self, fd: fd, remote: address, user: serverUser,
-                                      credential: credential, startupParameters: parameters)
+                                      credential: credential, startupParameters: parameters,
+                                      replicationFor: replicationClient)
+        replicationClient?.replicationServer = server
         servers[server.id] = server
         state.serverLoginStarted(server)
         do {
@@ -163,9 +238,14 @@ final class PoolRuntime {
         } catch {
             server.ioFailed(error)
         }
+        return true
     }
 
     func serverLoggedIn(_ server: ServerConnection) {
+        if server.replication != .none {
+            replicationServerReady(server)
+            return
+        }
         lastLoginFailure = nil
         if welcome == nil {
             welcome = server.parameters
@@ -177,6 +257,16 @@ final class PoolRuntime {
     }
 
     func serverLoginFailed(_ server: ServerConnection?, message: String, code: String) {
+        if let server, server.replication != .none {
+            // Its own client hears why (e.g. no pg_hba.conf entry for replication); the
+            // pool's other logins are not affected.
+            if let client = server.replicationClient {
+                server.replicationClient = nil
+                client.replicationServer = nil
+                client.fail(message: message, code: code)
+            }
+            return
+        }
         lastLoginFailure = (pooler.loop.now, message, code)
         // Clients would otherwise wait for a server that will not come (until the retry).
         if state.serverCount - (server == nil ? 0 : 1) <= 0 {
@@ -218,6 +308,7 @@ final class PoolRuntime {
         state.serverClosed(server)
         servers[server.id] = nil
         pooler.serverCountChanged()
+        if !replicationWaiters.isEmpty { launchReplicationServers() }
         if !state.waiting.isEmpty || !welcomeWaiters.isEmpty { launchServers() }
     }
 
@@ -266,8 +357,12 @@ final class PoolRuntime {
         }
     }
 
-    /// The database entry's server_lifetime, else the global one (seconds).
-    var serverLifetime: Double { database.serverLifetime ?? pooler.settings.serverLifetime }
+    /// The database entry's server_lifetime, else the global one (seconds). As in
+    /// PgBouncer, 0 in the entry means "not set".
+    var serverLifetime: Double {
+        if let own = database.serverLifetime, own != 0 { return own }
+        return pooler.settings.serverLifetime
+    }
 
     var checkQuery: String {
         pooler.settings.serverCheckSendsEmptyQuery ? "" : pooler.settings.serverCheckQuery
@@ -312,6 +407,7 @@ final class PoolRuntime {
             }
         }
         checkIdleServers(now: now)
+        if !replicationWaiters.isEmpty { launchReplicationServers() }
         if !state.waiting.isEmpty || !welcomeWaiters.isEmpty || state.serverCount < state.limits.minPoolSize {
             launchServers()
         }

@@ -255,12 +255,13 @@ final class Pooler {
         return pool
     }
 
-    /// A pool's limits: database entry, then [users] entry, then the [pgbouncer] defaults.
+    /// A pool's limits as PgBouncer 1.25 resolves them: the [users] entry, then the
+    /// database entry, then the [pgbouncer] defaults (pool_size 0 = no limit).
     func poolLimits(database: DatabaseEntry, user: String) -> PoolLimits {
         let userEntry = config.users[user]
-        return PoolLimits(poolSize: database.poolSize ?? userEntry?.poolSize ?? settings.defaultPoolSize,
+        return PoolLimits(poolSize: userEntry?.poolSize ?? database.poolSize ?? settings.defaultPoolSize,
                           minPoolSize: database.minPoolSize ?? settings.minPoolSize,
-                          reservePoolSize: database.reservePoolSize ?? userEntry?.reservePoolSize ?? settings.reservePoolSize,
+                          reservePoolSize: userEntry?.reservePoolSize ?? database.reservePoolSize ?? settings.reservePoolSize,
                           reservePoolTimeout: UInt64(settings.reservePoolTimeout * 1_000_000),
                           mode: userEntry?.poolMode ?? database.poolMode ?? settings.poolMode,
                           roundRobin: settings.serverRoundRobin)

@@ -60,9 +60,16 @@ final class ServerConnection: Connection {
     private(set) var transactionStart: UInt64 = 0
     private var queryStart: UInt64 = 0
 
+    /// A replication server belongs to one client for that client's lifetime.
+    let replication: ReplicationMode
+    /// The replication client this server is being opened for, until they are linked.
+    var replicationClient: ClientConnection?
+
     init(pool: PoolRuntime, fd: Int32, remote: SocketAddress, user: String, credential: ServerCredential,
-         startupParameters: [(String, String)]) {
+         startupParameters: [(String, String)], replicationFor replicationClient: ClientConnection? = nil) {
         self.pool = pool
+        self.replication = replicationClient?.replication ?? .none
+        self.replicationClient = replicationClient
         self.login = ServerLoginStateMachine(user: user, credential: credential)
         self.statementCache = ServerStatementCache(capacity: pool.pooler.settings.maxPreparedStatements)
         self.settings = pool.pooler.sessionSettingsTemplate
@@ -330,7 +337,9 @@ final class ServerConnection: Connection {
         batchFailed = false
         transactionStart = pooler.loop.now
         queryStart = pooler.loop.now
-        if let statements = SessionSettings.alignment(server: settings, client: client.settings) {
+        // Replication servers got the client's parameters in their StartupMessage, and a
+        // physical replication connection refuses SQL anyway.
+        if replication == .none, let statements = SessionSettings.alignment(server: settings, client: client.settings) {
             var writer = MessageWriter()
             writer.query(statements.joined(separator: "; "))
             output.append(writer.bytes)
@@ -557,7 +566,7 @@ final class ServerConnection: Connection {
         let now = pooler.loop.now
         guard counted else {
             lastReadyTime = now
-            return tracker.serverReady(status) && pool.mode != .session
+            return tracker.serverReady(status) && pool.mode != .session && replication == .none
         }
         pool.stats.queryCount += 1
         pool.stats.queryTime += now &- queryStart
@@ -568,6 +577,7 @@ final class ServerConnection: Connection {
         }
         lastReadyTime = now
         let clean = tracker.serverReady(status)
+        if replication != .none { return false } // bound to its client until either closes
         switch pool.mode {
         case .session:
             // server_fast_close: a server marked for reconnection leaves at the end of
@@ -598,6 +608,11 @@ final class ServerConnection: Connection {
         super.close(reason: reason)
         if !isLoggingIn || state == .connectQuery {
             pooler.log.connection("\(logPrefix) closing because: \(reason)")
+        }
+        if let waiting = replicationClient {
+            replicationClient = nil
+            waiting.replicationServer = nil
+            waiting.serverFailed(message: "server conn crashed?")
         }
         pool.serverClosed(self)
     }

@@ -1,6 +1,7 @@
 /// SQLSTATE codes the pooler itself raises.
 public enum SQLState {
     public static let protocolViolation = "08P01"
+    public static let invalidParameterValue = "22023"
     public static let connectionFailure = "08006"
     public static let sqlClientUnableToEstablish = "08001"
     public static let invalidPassword = "28P01"

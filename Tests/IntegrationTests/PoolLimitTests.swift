@@ -101,6 +101,50 @@ import Testing
         #expect(third != inTransaction, "a server past server_lifetime was reused after its transaction\n\(pooler.diagnostics)")
     }
 
+    /// pool_size = 0 means no limit (PgBouncer's launch_new_connection): every client
+    /// in a transaction gets a server of its own.
+    @Test func defaultPoolSizeZeroIsUnlimited() throws {
+        let pooler = try PoolerProcess(settings: ["default_pool_size = 0"])
+        defer { pooler.stop() }
+        let admin = try pooler.admin()
+        defer { admin.close() }
+        let clients = try (0..<12).map { _ in try pooler.connect() }
+        defer { clients.forEach { $0.close() } }
+        let begun = Self.beginAll(clients)
+        let results = begun.map { $0.wait(timeout: 10) }
+        #expect(results.allSatisfy { (try? $0?.get()) != nil }, "\(results)\n\(pooler.diagnostics)")
+        let pids = Set(results.compactMap { try? $0?.get() })
+        #expect(pids.count == 12, "each open transaction needs its own backend: \(pids)")
+        #expect(try admin.poolRow()["sv_active"] == "12")
+        #expect(try admin.poolRow()["cl_waiting"] == "0")
+        for client in clients { try client.exec("COMMIT", timeout: 10) }
+    }
+
+    /// As PgBouncer 1.25: a [users] pool_size wins over the database entry's.
+    @Test func userPoolSizeOverridesDatabasePoolSize() throws {
+        let port = try PostgresCluster.shared().port
+        let pooler = try PoolerProcess(settings: ["default_pool_size = 5", "query_wait_timeout = 30"],
+                                       databases: ["app_db = host=127.0.0.1 port=\(port) dbname=app_db pool_size=4"],
+                                       users: ["app = pool_size=1"])
+        defer { pooler.stop() }
+        let admin = try pooler.admin()
+        defer { admin.close() }
+        let clients = try (0..<2).map { _ in try pooler.connect() }
+        defer { clients.forEach { $0.close() } }
+        let begun = Self.beginAll(clients)
+        let settled = try waitUntil(timeout: 5) {
+            let row = try admin.poolRow()
+            return row["sv_active"] == "1" && row["cl_waiting"] == "1"
+        }
+        #expect(settled, "SHOW POOLS: \(String(describing: try? admin.poolRow()))\n\(pooler.diagnostics)")
+        #expect(try Self.servers(admin) == 1)
+        let first = begun.indices.first { begun[$0].isDone }
+        if let first { try clients[first].exec("COMMIT", timeout: 10) }
+        let rest = begun.map { $0.wait(timeout: 10) }
+        #expect(rest.allSatisfy { (try? $0?.get()) != nil }, "\(rest)")
+        for (index, client) in clients.enumerated() where index != first { try client.exec("COMMIT", timeout: 10) }
+    }
+
     @Test func maxDbConnectionsCapsServersAcrossThePool() throws {
         let pooler = try PoolerProcess(settings: ["max_db_connections = 2", "default_pool_size = 5"])
         defer { pooler.stop() }

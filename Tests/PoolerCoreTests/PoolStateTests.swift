@@ -32,6 +32,15 @@ final class TestClient {}
         #expect(pool.serversToOpen(now: 10) == 0)
     }
 
+    @Test func poolSizeZeroMeansNoLimit() {
+        var pool = State(key: key, limits: PoolLimits(poolSize: 0, reservePoolSize: 3))
+        for _ in 1...500 { _ = pool.request(client: TestClient(), now: 10) }
+        #expect(pool.serversToOpen(now: 10) == 500)
+        #expect(pool.serversToOpen(now: 10_000_000, globalRoom: 7) == 7)
+        for _ in 1...200 { pool.serverLoginStarted(TestServer()) }
+        #expect(pool.serversToOpen(now: 10) == 300)
+    }
+
     @Test func waitingClientsAreServedFIFO() {
         var pool = State(key: key, limits: PoolLimits(poolSize: 1))
         let (c1, c2, c3, c4) = (TestClient(), TestClient(), TestClient(), TestClient())

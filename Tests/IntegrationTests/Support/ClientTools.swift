@@ -13,6 +13,11 @@ enum ClientTools {
                            timeout: timeout)
     }
 
+    /// Any other client program of the installation (pg_basebackup, pg_receivewal, ...).
+    static func run(_ name: String, _ arguments: [String], password: String?, timeout: Double = 120) throws -> Subprocess.Output {
+        try Subprocess.run([tool(name)] + arguments, environment: environment(password: password), timeout: timeout)
+    }
+
     private static func tool(_ name: String) -> String {
         let path = TestEnvironment.pgBin + "/" + name
         return FileManager.default.isExecutableFile(atPath: path) ? path : name

@@ -8,6 +8,8 @@ struct PoolerIni {
     private(set) var settings: [(key: String, value: String)] = []
     /// `[peers]` lines (`id = host=... port=...`), rendered last when present.
     var peers: [String] = []
+    /// `[users]` lines (`name = pool_size=... pool_mode=...`).
+    var users: [String] = []
 
     /// The defaults every test starts from: transaction pooling, pool size 5,
     /// SCRAM, `app_db` plus a `*` fallback to the cluster.
@@ -58,6 +60,10 @@ struct PoolerIni {
         for line in databases { text += line + "\n" }
         text += "\n[pgbouncer]\n"
         for (key, value) in settings { text += "\(key) = \(value)\n" }
+        if !users.isEmpty {
+            text += "\n[users]\n"
+            for line in users { text += line + "\n" }
+        }
         if !peers.isEmpty {
             text += "\n[peers]\n"
             for line in peers { text += line + "\n" }

@@ -30,11 +30,12 @@ final class PoolerProcess: @unchecked Sendable {
     /// - databases: `[databases]` lines replacing the defaults (app_db and `*`).
     /// - userlist: auth_file contents replacing the cluster's userlist.
     /// - peers: `[peers]` lines.
+    /// - users: `[users]` lines.
     /// - fixedPort: listen on this port (e.g. a second instance with so_reuseport).
     /// - prepare: called with the run directory before the pooler starts (to write
     ///   files such as an auth_hba_file there); returns more `key = value` lines.
     init(settings: [String] = [], databases: [String]? = nil, userlist: String? = nil,
-         arguments: [String] = [], peers: [String] = [], fixedPort: Int? = nil,
+         arguments: [String] = [], peers: [String] = [], users: [String] = [], fixedPort: Int? = nil,
          prepare: ((_ runDirectory: String) throws -> [String])? = nil) throws {
         let binary = try TestEnvironment.poolerBinary()
         cluster = try PostgresCluster.shared()
@@ -53,6 +54,7 @@ final class PoolerProcess: @unchecked Sendable {
                                      authFile: runDirectory + "/userlist.txt", postgresPort: cluster.port)
             if let databases { ini.databases = databases }
             ini.peers = peers
+            ini.users = users
             ini.apply(settings)
             try writeTextFile(iniPath, ini.render())
             switch try launch(binary: binary, arguments: arguments, runAs: runAs) {

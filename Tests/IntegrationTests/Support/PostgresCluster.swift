@@ -104,6 +104,7 @@ final class PostgresCluster: @unchecked Sendable {
             host  all md5app ::1/128      md5
             host  all all    127.0.0.1/32 scram-sha-256
             host  all all    ::1/128      scram-sha-256
+            host  replication all 127.0.0.1/32 scram-sha-256
 
             """, mode: 0o600)
         let configuration = """
