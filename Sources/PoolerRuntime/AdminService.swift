@@ -134,9 +134,12 @@ final class AdminService {
 
         let adminPools = pools.map { pool -> AdminPool in
             let counts = serverCounts(pool)
+            let cancels = cancelCounts { $0.target?.pool === pool }
             return AdminPool(database: pool.key.database, user: pool.key.user,
                              clientsActive: clientsActive[pool.key] ?? 0, clientsWaiting: clientsWaiting[pool.key] ?? 0,
-                             serversActive: counts.active, serversIdle: counts.idle, serversUsed: counts.used,
+                             clientsActiveCancelRequest: cancels.sent, clientsWaitingCancelRequest: cancels.connecting,
+                             serversActive: counts.active, serversActiveCancel: cancels.sent,
+                             serversBeingCanceled: pool.servers.values.filter { $0.cancelsInFlight > 0 }.count, serversIdle: counts.idle, serversUsed: counts.used,
                              serversTested: counts.tested,
                              serversLogin: counts.login, maxWaitMicroseconds: pool.state.maxWait(now: monoNow),
                              poolMode: pool.mode.rawValue, databaseHost: pool.database.host)
@@ -194,7 +197,8 @@ final class AdminService {
                              changeable: key.reloadable)
         }
         let usedServers = pools.reduce(0) { $0 + $1.state.serverCount } - freeServers
-        let lists = AdminLists(databases: databases.count, users: users.count, pools: pools.count,
+        let lists = AdminLists(databases: databases.count, users: users.count, peers: pooler.config.peers.count,
+                               pools: pools.count, peerPools: pooler.peersUsed.count,
                                freeClients: 0, usedClients: pooler.clients.count - loginClients, loginClients: loginClients,
                                freeServers: freeServers, usedServers: usedServers)
         let pauseState: AdminPauseState
@@ -207,13 +211,19 @@ final class AdminService {
             let peer = pooler.config.peers[id]!
             return AdminPeer(peerID: id, host: peer.host, port: peer.port, poolSize: peer.poolSize ?? settings.defaultPoolSize)
         }
+        let peerPools = pooler.peersUsed.sorted().map { id -> AdminPeerPool in
+            let cancels = cancelCounts { $0.peerID == id }
+            return AdminPeerPool(peerID: id, clientsActiveCancelRequest: cancels.sent,
+                                 clientsWaitingCancelRequest: cancels.connecting,
+                                 serversActiveCancel: cancels.sent, serversLogin: cancels.connecting)
+        }
         let dnsHosts = pooler.resolver.cachedHosts.sorted { $0.host < $1.host }.map { entry in
             AdminDNSHost(hostname: entry.host, ttlSeconds: entry.expires > monoNow ? (entry.expires - monoNow) / 1_000_000 : 0,
                          addresses: entry.addresses.map(\.host).joined(separator: ","))
         }
         return AdminSnapshot(now: wallNow, version: PoolerVersion.full, pauseState: pauseState,
                              databases: databases, pools: adminPools, sockets: sockets, users: users, stats: stats,
-                             lists: lists, config: config, peers: peers, dnsHosts: dnsHosts)
+                             lists: lists, config: config, peers: peers, peerPools: peerPools, dnsHosts: dnsHosts)
     }
 
     private func serverCounts(_ pool: PoolRuntime) -> (active: Int, idle: Int, used: Int, tested: Int, login: Int) {
@@ -265,6 +275,18 @@ extension Pooler {
     }
 }
 
+
+extension AdminService {
+    /// Cancel requests in flight matching `filter`: still connecting (a client request
+    /// waiting, a connection logging in) or sent (waiting for the other end to close).
+    func cancelCounts(_ filter: (CancelForwarder) -> Bool) -> (connecting: Int, sent: Int) {
+        var counts = (connecting: 0, sent: 0)
+        for forwarder in pooler.cancelForwarders where filter(forwarder) {
+            if forwarder.sent { counts.sent += 1 } else { counts.connecting += 1 }
+        }
+        return counts
+    }
+}
 
 extension AdminReplication {
     init(_ mode: ReplicationMode) {

@@ -12,18 +12,23 @@ final class CancelForwarder: EventHandler {
     private var token: UInt64 = 0
     private let packet: [UInt8]
     private let started: UInt64
-    private var sent = false
-    private weak var target: ServerConnection?
+    /// The request went out; the server (or peer) has yet to close the connection.
+    private(set) var sent = false
+    private(set) weak var target: ServerConnection?
+    /// The peer pooler this request goes to (SHOW PEER_POOLS), nil for a server.
+    let peerID: Int?
 
     convenience init?(pooler: Pooler, target: ServerConnection) {
         self.init(pooler: pooler, address: target.remote, processID: target.backendProcessID,
-                  secretKey: target.backendSecretKey, target: target)
+                  secretKey: target.backendSecretKey, target: target, peerID: nil)
     }
 
     /// A cancel for `address` (a server, or a peer pooler that owns the client).
-    init?(pooler: Pooler, address: SocketAddress, processID: Int32, secretKey: Int32, target: ServerConnection? = nil) {
+    init?(pooler: Pooler, address: SocketAddress, processID: Int32, secretKey: Int32, target: ServerConnection? = nil,
+          peerID: Int?) {
         self.pooler = pooler
         self.target = target
+        self.peerID = peerID
         var writer = MessageWriter()
         writer.cancelRequest(processID: processID, secretKey: secretKey)
         packet = writer.bytes

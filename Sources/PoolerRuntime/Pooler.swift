@@ -311,6 +311,9 @@ final class Pooler {
 
     /// Cancel requests in flight to servers.
     var cancelForwarders: [CancelForwarder] = []
+    /// Peers a cancel request was forwarded to: each has a row in SHOW PEER_POOLS from
+    /// then on (PgBouncer creates a peer pool on first use).
+    var peersUsed = Set<Int>()
 
     /// Routes a client's CancelRequest to the backend its current transaction runs on.
     /// A request for a client without a server (or an unknown key) is dropped, as
@@ -327,7 +330,8 @@ final class Pooler {
             }
             guard let address = SocketAddress.postgres(host: peer.host, port: peer.port) else { return }
             log.debug("forwarding cancellation request to peer \(id)")
-            _ = CancelForwarder(pooler: self, address: address, processID: pid, secretKey: key)
+            peersUsed.insert(id)
+            _ = CancelForwarder(pooler: self, address: address, processID: pid, secretKey: key, peerID: id)
         case .local(let pid, let key):
             var match: ClientConnection?
             for client in clients.values where client.cancelKey.processID == pid {

@@ -46,6 +46,51 @@ import Testing
         #expect(monotonicSeconds() - started < 10)
     }
 
+    /// SHOW PEER_POOLS counts the cancel requests on their way to a peer: a peer that
+    /// takes the request but never closes keeps it "active" until cancel_wait_timeout.
+    @Test func peerPoolsCountCancelsInFlight() throws {
+        // A peer that accepts connections (the kernel's backlog) and never answers.
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in.loopback(port: 0)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0 }
+        }
+        try #require(bound && listen(listener, 16) == 0)
+        let silentPort = Int(UInt16(bigEndian: address.sin_port))
+
+        let pooler = try PoolerProcess(settings: ["peer_id = 1", "cancel_wait_timeout = 2"],
+                                       peers: ["7 = host=127.0.0.1 port=\(silentPort)"])
+        defer { pooler.stop() }
+        let admin = try pooler.admin()
+        defer { admin.close() }
+        #expect(try admin.exec("SHOW PEER_POOLS").rows.isEmpty, "no peer pool before the first forwarded cancel")
+
+        // A cancel key that names peer 7 (bytes 1-2) with TTL left (byte 7).
+        let key: [UInt8] = [0x12, 7, 0, 0x34, 0x56, 0x78, 0x9A, 0x03]
+        let canceller = try RawSocket(port: pooler.port)
+        canceller.send(FrontendPacket.bigEndian(16) + FrontendPacket.bigEndian(80877102) + key)
+        canceller.close()
+
+        let active = try waitUntil(timeout: 5) {
+            try admin.exec("SHOW PEER_POOLS").row(where: ["peer_id": "7"])?["cl_active_cancel_req"] == "1"
+        }
+        let row = try admin.exec("SHOW PEER_POOLS").row(where: ["peer_id": "7"])
+        #expect(active, "\(String(describing: row))\n\(pooler.diagnostics)")
+        #expect(row?["sv_active_cancel"] == "1" && row?["cl_waiting_cancel_req"] == "0" && row?["sv_login"] == "0",
+                "\(String(describing: row))")
+        #expect(try admin.exec("SHOW LISTS").row(where: ["list": "peer_pools"])?["items"] == "1")
+        #expect(try admin.exec("SHOW LISTS").row(where: ["list": "peers"])?["items"] == "1")
+
+        // cancel_wait_timeout gives up on it; the peer pool stays, empty.
+        let expired = try waitUntil(timeout: 6) {
+            try admin.exec("SHOW PEER_POOLS").row(where: ["peer_id": "7"])?["cl_active_cancel_req"] == "0"
+        }
+        #expect(expired, "\(String(describing: try? admin.exec("SHOW PEER_POOLS")))")
+        #expect(try admin.exec("SHOW PEER_POOLS").row(where: ["peer_id": "7"])?["sv_active_cancel"] == "0")
+    }
+
     private static func sqlstate(_ payload: [UInt8]) -> String? {
         var index = 0
         while index < payload.count, payload[index] != 0 {
