@@ -18,6 +18,11 @@ public enum ConfigDocs {
         lines += comment("name = settings: pool_mode, pool_size, reserve_pool_size, max_user_connections, max_user_client_connections, query_timeout, idle_transaction_timeout, transaction_timeout, client_idle_timeout.")
         lines.append(";app = pool_mode=transaction max_user_connections=50")
         lines.append("")
+        lines.append("[peers]")
+        lines += comment("peer_id = connection string: host, port, pool_size. Instances that share a port (so_reuseport) or sit behind one TCP load balancer each set their own peer_id and list all of them here; a cancel request that reaches the wrong instance is forwarded to the one that owns the client.")
+        lines.append(";1 = host=/tmp/pooler1")
+        lines.append(";2 = host=/tmp/pooler2 port=6432")
+        lines.append("")
         lines.append("[pgbouncer]")
         var group = ""
         for key in ConfigKeys.implemented {

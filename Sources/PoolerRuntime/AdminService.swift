@@ -154,7 +154,7 @@ final class AdminService {
                 name: name, host: entry.host, port: entry.port, database: entry.dbname ?? name, forceUser: entry.user,
                 poolSize: entry.poolSize ?? settings.defaultPoolSize, minPoolSize: entry.minPoolSize ?? settings.minPoolSize,
                 reservePoolSize: entry.reservePoolSize ?? settings.reservePoolSize,
-                serverLifetimeSeconds: Int(settings.serverLifetime), poolMode: entry.poolMode?.rawValue,
+                serverLifetimeSeconds: Int(entry.serverLifetime.flatMap { $0 > 0 ? $0 : nil } ?? settings.serverLifetime), poolMode: entry.poolMode?.rawValue,
                 maxConnections: entry.maxDbConnections ?? settings.maxDbConnections, currentConnections: current,
                 maxClientConnections: entry.maxDbClientConnections ?? settings.maxDbClientConnections,
                 currentClientConnections: clients, paused: pooler.isPaused(database: name),
@@ -189,6 +189,7 @@ final class AdminService {
                                    poolMode: entry?.poolMode?.rawValue,
                                    maxUserConnections: entry?.maxUserConnections ?? settings.maxUserConnections,
                                    currentConnections: pools.filter { $0.key.user == name }.reduce(0) { $0 + $1.state.serverCount },
+                                   maxUserClientConnections: entry?.maxUserClientConnections ?? settings.maxUserClientConnections,
                                    currentClientConnections: pooler.clients.values.filter { $0.user == name }.count))
         }
 

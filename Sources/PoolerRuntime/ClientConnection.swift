@@ -500,6 +500,10 @@ final class ClientConnection: Connection {
                 return
             case .incomplete(let header):
                 guard let header, !inspected(header.type) else { break loop }
+                if header.type == FrontendMessageID.query && pooler.settings.disablePqexec {
+                    failPQexec()
+                    return
+                }
                 guard let server else {
                     guard TransactionTracker.isCopyStream(header.type) else { break loop }
                     passthroughRemaining = header.end - bytes.count
@@ -517,6 +521,10 @@ final class ClientConnection: Connection {
                 passthroughRemaining = header.end - bytes.count
                 input.consume(bytes.count)
             case .frame(let frame):
+                if frame.type == FrontendMessageID.query && pooler.settings.disablePqexec {
+                    failPQexec()
+                    return
+                }
                 guard let server else {
                     if frame.type == FrontendMessageID.parse, answerPrepareLocally(frame, in: bytes) { continue }
                     switch TransactionTracker.effect(of: frame.type) {
@@ -674,6 +682,13 @@ final class ClientConnection: Connection {
     }
 
     // MARK: closing
+
+    /// disable_pqexec: the simple query protocol (several statements per message) is
+    /// refused, as PgBouncer does ("client used 'Q' packet type").
+    private func failPQexec() {
+        pooler.log.error("\(logPrefix) client used 'Q' packet type")
+        fail(message: "PQexec disallowed", code: SQLState.protocolViolation, detachServer: false)
+    }
 
     private func failInvalidMessage(_ type: UInt8) {
         fail(message: "invalid frontend message type '\(Character(Unicode.Scalar(type)))'", code: SQLState.protocolViolation)

@@ -451,7 +451,7 @@ final class Pooler {
             log.error("config reload failed, keeping the old configuration: \(error)")
             return false
         }
-        for warning in fresh.warnings + PendingKeys.warnings(for: fresh.settings) { log.warning(warning) }
+        for warning in fresh.warnings { log.warning(warning) }
         tlsSetup = tls
         apply(fresh)
         return true

@@ -74,7 +74,7 @@ public enum PoolerMain {
         let log = Logger(path: settings.logfile, toStderr: !options.quiet && !options.daemon,
                          verbose: max(options.verbose, settings.verbose))
         log.configureSyslog(enabled: settings.syslog, ident: settings.syslogIdent, facility: settings.syslogFacility)
-        for warning in config.warnings + PendingKeys.warnings(for: settings) { log.warning(warning) }
+        for warning in config.warnings { log.warning(warning) }
         FileDescriptorLimit.check(settings: settings, config: config, log: log)
         let pooler: Pooler
         do {
@@ -85,7 +85,8 @@ public enum PoolerMain {
             log.error("\(error)")
             fail("\(error)")
         }
-        if let user = options.user { switchUser(user) }
+        // As PgBouncer: -u wins over the ini's `user`.
+        if let user = options.user ?? (settings.user.isEmpty ? nil : settings.user) { switchUser(user) }
         if options.daemon {
             daemonize()
             log.pid = getpid()
@@ -114,6 +115,8 @@ public enum PoolerMain {
 
     private static func switchUser(_ name: String) {
         guard let entry = getpwnam(name) else { fail("could not find user '\(name)'") }
+        // Works when started as root, or already running as that user (PgBouncer's words).
+        if entry.pointee.pw_uid == getuid() && entry.pointee.pw_gid == getgid() { return }
         if setgid(entry.pointee.pw_gid) != 0 || setuid(entry.pointee.pw_uid) != 0 {
             fail("could not switch to user '\(name)'")
         }
