@@ -104,19 +104,3 @@ public final class HostResolver: @unchecked Sendable {
         _ = Glibc.write(wakeFD, &one, 8)
     }
 }
-
-extension SocketAddress {
-    /// The same address with another port (IPv4/IPv6; unix paths unchanged).
-    public func withPort(_ port: Int) -> SocketAddress {
-        var copy = self
-        let networkPort = UInt16(truncatingIfNeeded: port).bigEndian
-        withUnsafeMutableBytes(of: &copy.storage) { raw in
-            switch family {
-            case AF_INET: raw.storeBytes(of: networkPort, toByteOffset: MemoryLayout<sockaddr_in>.offset(of: \sockaddr_in.sin_port)!, as: UInt16.self)
-            case AF_INET6: raw.storeBytes(of: networkPort, toByteOffset: MemoryLayout<sockaddr_in6>.offset(of: \sockaddr_in6.sin6_port)!, as: UInt16.self)
-            default: break
-            }
-        }
-        return copy
-    }
-}

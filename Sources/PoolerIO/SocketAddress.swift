@@ -1,29 +1,54 @@
 import CLinuxShims
 import Glibc
 
-/// A resolved socket address (IPv4, IPv6 or unix path).
+/// A resolved socket address (IPv4, IPv6 or unix path). Every connection carries one,
+/// so it is compact: an IPv4/IPv6 address lives in a `sockaddr_in6` (28 bytes, not
+/// `sockaddr_storage`'s 128) and a unix socket keeps only its path.
 public struct SocketAddress: CustomStringConvertible, Sendable {
-    public var storage = sockaddr_storage()
-    public var length: socklen_t = 0
+    /// sockaddr_in or sockaddr_in6 (both start with the family); for AF_UNIX only the
+    /// family is set.
+    private var inet = sockaddr_in6()
+    public private(set) var length: socklen_t = 0
+    /// AF_UNIX: the socket path (nil for an unnamed peer, e.g. an accepted client).
+    public private(set) var unixPath: String?
 
     public init() {}
 
-    public var family: Int32 { Int32(storage.ss_family) }
+    /// From what accept(2), getsockname(2) or getaddrinfo(3) filled in.
+    public init(raw: UnsafeRawPointer, length: socklen_t) {
+        let family = Int32(raw.load(as: sa_family_t.self))
+        self.length = length
+        switch family {
+        case AF_INET:
+            withUnsafeMutableBytes(of: &inet) { $0.copyMemory(from: UnsafeRawBufferPointer(start: raw, count: MemoryLayout<sockaddr_in>.size)) }
+        case AF_INET6:
+            withUnsafeMutableBytes(of: &inet) { $0.copyMemory(from: UnsafeRawBufferPointer(start: raw, count: MemoryLayout<sockaddr_in6>.size)) }
+        case AF_UNIX:
+            inet.sin6_family = sa_family_t(AF_UNIX)
+            let un = raw.load(as: sockaddr_un.self)
+            let path = withUnsafeBytes(of: un.sun_path) { bytes -> String in
+                let end = bytes.firstIndex(of: 0) ?? bytes.count
+                return String(decoding: bytes[0..<end], as: UTF8.self)
+            }
+            unixPath = path.isEmpty ? nil : path
+        default:
+            inet.sin6_family = sa_family_t(family)
+        }
+    }
+
+    public init(storage: sockaddr_storage, length: socklen_t = 0) {
+        var copy = storage
+        self = withUnsafeBytes(of: &copy) { SocketAddress(raw: $0.baseAddress!, length: length) }
+    }
+
+    public var family: Int32 { Int32(inet.sin6_family) }
 
     public static func unix(path: String) -> SocketAddress? {
+        let capacity = MemoryLayout.size(ofValue: sockaddr_un().sun_path)
+        guard path.utf8.count < capacity else { return nil }
         var address = SocketAddress()
-        var un = sockaddr_un()
-        un.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        let capacity = MemoryLayout.size(ofValue: un.sun_path)
-        guard bytes.count < capacity else { return nil }
-        withUnsafeMutableBytes(of: &un.sun_path) { raw in
-            for (i, b) in bytes.enumerated() { raw[i] = b }
-            raw[bytes.count] = 0
-        }
-        withUnsafeMutableBytes(of: &address.storage) { dst in
-            withUnsafeBytes(of: un) { src in dst.copyMemory(from: src) }
-        }
+        address.inet.sin6_family = sa_family_t(AF_UNIX)
+        address.unixPath = path
         address.length = socklen_t(MemoryLayout<sockaddr_un>.size)
         return address
     }
@@ -58,21 +83,40 @@ public struct SocketAddress: CustomStringConvertible, Sendable {
         var addresses: [SocketAddress] = []
         var cursor: UnsafeMutablePointer<addrinfo>? = first
         while let entry = cursor {
-            var address = SocketAddress()
-            withUnsafeMutableBytes(of: &address.storage) { dst in
-                dst.copyMemory(from: UnsafeRawBufferPointer(start: entry.pointee.ai_addr, count: Int(entry.pointee.ai_addrlen)))
-            }
-            address.length = entry.pointee.ai_addrlen
-            addresses.append(address)
+            addresses.append(SocketAddress(raw: entry.pointee.ai_addr, length: entry.pointee.ai_addrlen))
             cursor = entry.pointee.ai_next
         }
         return addresses
     }
 
     public func withSockaddr<T>(_ body: (UnsafePointer<sockaddr>, socklen_t) throws -> T) rethrows -> T {
-        try withUnsafeBytes(of: storage) { raw in
-            try body(raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), length)
+        if family == AF_UNIX {
+            var un = sockaddr_un()
+            un.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &un.sun_path) { raw in
+                let bytes = Array((unixPath ?? "").utf8.prefix(raw.count - 1))
+                for (i, b) in bytes.enumerated() { raw[i] = b }
+                raw[bytes.count] = 0
+            }
+            return try withUnsafeBytes(of: un) { raw in
+                try body(raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
+        let size = family == AF_INET ? MemoryLayout<sockaddr_in>.size : MemoryLayout<sockaddr_in6>.size
+        return try withUnsafeBytes(of: inet) { raw in
+            try body(raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(size))
+        }
+    }
+
+    /// The same address with another port (IPv4/IPv6; unix paths unchanged).
+    public func withPort(_ port: Int) -> SocketAddress {
+        var copy = self
+        let networkPort = UInt16(truncatingIfNeeded: port).bigEndian
+        switch family {
+        case AF_INET, AF_INET6: copy.inet.sin6_port = networkPort // same offset in sockaddr_in
+        default: break
+        }
+        return copy
     }
 
     /// The raw address: 4 bytes for IPv4 (also for IPv4-mapped IPv6), 16 for IPv6,
@@ -80,11 +124,11 @@ public struct SocketAddress: CustomStringConvertible, Sendable {
     public var addressBytes: [UInt8]? {
         switch family {
         case AF_INET:
-            return withUnsafeBytes(of: storage) { raw in
+            return withUnsafeBytes(of: inet) { raw in
                 withUnsafeBytes(of: raw.load(as: sockaddr_in.self).sin_addr) { Array($0) }
             }
         case AF_INET6:
-            let bytes = withUnsafeBytes(of: storage) { raw in
+            let bytes = withUnsafeBytes(of: inet) { raw in
                 withUnsafeBytes(of: raw.load(as: sockaddr_in6.self).sin6_addr) { Array($0) }
             }
             if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xFF && bytes[11] == 0xFF { return Array(bytes[12...]) }
@@ -98,14 +142,14 @@ public struct SocketAddress: CustomStringConvertible, Sendable {
     public var host: String {
         switch family {
         case AF_INET:
-            return withUnsafeBytes(of: storage) { raw -> String in
+            return withUnsafeBytes(of: inet) { raw -> String in
                 var sin = raw.load(as: sockaddr_in.self)
                 var buffer = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
                 inet_ntop(AF_INET, &sin.sin_addr, &buffer, socklen_t(buffer.count))
                 return String(cString: buffer)
             }
         case AF_INET6:
-            return withUnsafeBytes(of: storage) { raw -> String in
+            return withUnsafeBytes(of: inet) { raw -> String in
                 var sin6 = raw.load(as: sockaddr_in6.self)
                 var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
                 inet_ntop(AF_INET6, &sin6.sin6_addr, &buffer, socklen_t(buffer.count))
@@ -119,9 +163,9 @@ public struct SocketAddress: CustomStringConvertible, Sendable {
     public var port: Int {
         switch family {
         case AF_INET:
-            return withUnsafeBytes(of: storage) { Int(UInt16(bigEndian: $0.load(as: sockaddr_in.self).sin_port)) }
+            return withUnsafeBytes(of: inet) { Int(UInt16(bigEndian: $0.load(as: sockaddr_in.self).sin_port)) }
         case AF_INET6:
-            return withUnsafeBytes(of: storage) { Int(UInt16(bigEndian: $0.load(as: sockaddr_in6.self).sin6_port)) }
+            return withUnsafeBytes(of: inet) { Int(UInt16(bigEndian: $0.load(as: sockaddr_in6.self).sin6_port)) }
         default:
             return 0
         }

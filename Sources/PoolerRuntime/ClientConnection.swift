@@ -11,18 +11,13 @@ final class ClientConnection: Connection {
         case startup, authLookup, auth, welcomeWait, idle, waiting, active, admin
     }
 
-    private(set) var state: State = .startup
-    let isUnixSocket: Bool
+    // Field order matters: an idle client should cost a few hundred bytes, so the
+    // pointer-sized fields come first and the one-byte ones are packed at the end;
+    // what only some clients need lives in `extras`.
     var user = ""
     var databaseName = ""
     var applicationName = ""
     var startupParameters: [(String, String)] = []
-    /// `replication=` of the startup packet: such a client has a server of its own.
-    private(set) var replication = ReplicationMode.none
-    /// A replication client's `options`, passed to its server unchanged.
-    private(set) var replicationOptions: String?
-    /// The dedicated server a replication client waits for (logging in).
-    var replicationServer: ServerConnection?
     /// The authentication exchange, boxed: it is large and only lives during login, so an
     /// idle client does not carry its storage.
     private final class AuthBox {
@@ -32,6 +27,56 @@ final class ClientConnection: Connection {
     private var auth: AuthBox?
     private(set) var pool: PoolRuntime?
     private(set) var server: ServerConnection?
+    /// Session parameters this client set or asked for at startup.
+    var settings: SessionSettings
+    /// This client's protocol-level prepared statements (transaction/statement mode).
+    var statements = ClientStatements()
+    var waitStart: UInt64 = 0
+    private var passthroughRemaining = 0
+    let cancelKey: (processID: Int32, secretKey: Int32)
+
+    /// Fields few clients need, behind one pointer.
+    private final class Extras {
+        var replicationOptions: String?
+        var replicationServer: ServerConnection?
+        var lookedUpSecret: String?
+        var adminExtended: AdminExtendedSession?
+    }
+    private var extras: Extras?
+    private var extrasBox: Extras {
+        if let extras { return extras }
+        let box = Extras()
+        extras = box
+        return box
+    }
+
+    /// A replication client's `options`, passed to its server unchanged.
+    private(set) var replicationOptions: String? {
+        get { extras?.replicationOptions }
+        set { if newValue != nil || extras != nil { extrasBox.replicationOptions = newValue } }
+    }
+    /// The dedicated server a replication client waits for (logging in).
+    var replicationServer: ServerConnection? {
+        get { extras?.replicationServer }
+        set { if newValue != nil || extras != nil { extrasBox.replicationServer = newValue } }
+    }
+    /// auth_query: the secret found (for the server login credential).
+    private var lookedUpSecret: String? {
+        get { extras?.lookedUpSecret }
+        set { if newValue != nil || extras != nil { extrasBox.lookedUpSecret = newValue } }
+    }
+    /// Extended-protocol state of an admin console client (drivers that Parse/Bind SHOW).
+    var adminExtended: AdminExtendedSession? {
+        get { extras?.adminExtended }
+        set { if newValue != nil || extras != nil { extrasBox.adminExtended = newValue } }
+    }
+
+    private(set) var state: State = .startup
+    let isUnixSocket: Bool
+    /// `replication=` of the startup packet: such a client has a server of its own.
+    private(set) var replication = ReplicationMode.none
+    /// auth_query: the method to continue with once the secret arrives.
+    private var pendingMethod = AuthType.scramSHA256
     var isAdminUser = false
     /// An admin command's reply is deferred (PAUSE, WAIT_CLOSE, SUSPEND): further
     /// queries wait for it.
@@ -39,28 +84,15 @@ final class ClientConnection: Connection {
     /// SUSPEND: not read until RESUME.
     var suspended = false
     override var readingSuspended: Bool { suspended }
-    /// auth_query: the method to continue with once the secret arrives, and the secret
-    /// found (for the server login credential).
-    private var pendingMethod = AuthType.scramSHA256
-    private var lookedUpSecret: String?
-    /// Extended-protocol state of an admin console client (drivers that Parse/Bind SHOW).
-    var adminExtended: AdminExtendedSession?
     /// Logged in as "pgbouncer" over the unix socket by the pooler's own OS user.
     private var peerAdmin = false
     /// Counted in `Pooler.adminClientCount` (asked for the admin database).
     var countedAsAdmin = false
-    var waitStart: UInt64 = 0
     /// query_wait_notify's notice went out for the current wait.
     var sentWaitNotice = false
-    let cancelKey: (processID: Int32, secretKey: Int32)
-    private var passthroughRemaining = 0
     private var releaseAfterPassthrough = false
     /// The connection began with a TLS ClientHello (no SSLRequest).
     private var directTLS = false
-    /// Session parameters this client set or asked for at startup.
-    var settings: SessionSettings
-    /// This client's protocol-level prepared statements (transaction/statement mode).
-    var statements = ClientStatements()
 
     init(pooler: Pooler, fd: Int32, remote: SocketAddress, localPort: Int, isUnixSocket: Bool) {
         self.isUnixSocket = isUnixSocket
@@ -455,6 +487,9 @@ final class ClientConnection: Connection {
             appName += " - \(isUnixSocket ? "unix" : remote.host):\(remote.port)"
         }
         if !appName.isEmpty { settings.requested(name: "application_name", value: appName) }
+        // Clients that asked for the same values (one application_name, say) share one
+        // storage: an idle client should cost a few hundred bytes.
+        if let pool { settings = pool.intern(settings) }
         for (name, value) in parameters {
             if !isAdmin, case .reported(let own)? = settings[name] {
                 writer.parameterStatus(name: name, value: own)

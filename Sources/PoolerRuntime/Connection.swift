@@ -8,29 +8,38 @@ import PoolerWire
 class Connection: EventHandler {
     /// The pooler lives until the process exits: no reference counting on each access.
     unowned(unsafe) let pooler: Pooler
-    let fd: Int32
     var token: UInt64 = 0
     /// Unique id used in pools and in SHOW output.
     let id: Int
     var input = ByteBuffer()
     var output = ByteBuffer()
-    private(set) var closed = false
-    private var registeredEvents: UInt32 = 0
-    /// When false the loop stops reading this socket (backpressure or waiting for a server).
-    var wantsRead = true
     let connectTime: UInt64
     var requestTime: UInt64
-    let localPort: Int
     let remote: SocketAddress
-    /// The TLS session once negotiated; ciphertext for the socket waits in `cipherOut`.
-    var tls: TLSSession?
-    private var cipherOut = ByteBuffer()
+    /// TLS state, allocated only for connections that negotiate TLS (most idle clients
+    /// carry just this pointer): the session, and ciphertext waiting for the socket.
+    private final class TLSLink {
+        let session: TLSSession
+        var cipherOut = ByteBuffer()
+        init(_ session: TLSSession) { self.session = session }
+    }
+    private var tlsLink: TLSLink?
+    /// The TLS session once negotiated.
+    var tls: TLSSession? { tlsLink?.session }
+    // Small fields last, packed (every client carries them).
+    let fd: Int32
+    private var registeredEvents: UInt32 = 0
+    private let localPortValue: UInt16
+    var localPort: Int { Int(localPortValue) }
+    private(set) var closed = false
+    /// When false the loop stops reading this socket (backpressure or waiting for a server).
+    var wantsRead = true
 
     init(pooler: Pooler, fd: Int32, remote: SocketAddress, localPort: Int) {
         self.pooler = pooler
         self.fd = fd
         self.remote = remote
-        self.localPort = localPort
+        self.localPortValue = UInt16(truncatingIfNeeded: localPort)
         self.id = pooler.nextConnectionID()
         self.connectTime = pooler.loop.now
         self.requestTime = pooler.loop.now
@@ -50,10 +59,13 @@ class Connection: EventHandler {
 
     /// Bytes that wait for the socket. With TLS, plaintext the handshake holds back
     /// does not count: it moves once the peer answers, which a read reports.
-    private var hasPendingWrite: Bool { tls == nil ? !output.isEmpty : !cipherOut.isEmpty }
+    private var hasPendingWrite: Bool {
+        guard let link = tlsLink else { return !output.isEmpty }
+        return !link.cipherOut.isEmpty
+    }
 
     /// Everything buffered toward the peer, plaintext and ciphertext (for backpressure).
-    var bufferedOutput: Int { output.readableCount + cipherOut.readableCount }
+    var bufferedOutput: Int { output.readableCount + (tlsLink?.cipherOut.readableCount ?? 0) }
 
     /// SUSPEND stops reading clients until RESUME.
     var readingSuspended: Bool { false }
@@ -152,7 +164,7 @@ class Connection: EventHandler {
 
     /// Starts TLS on this socket; `initialCiphertext` is what was already read (direct TLS).
     func startTLS(_ session: TLSSession, initialCiphertext: UnsafeRawBufferPointer? = nil) {
-        tls = session
+        tlsLink = TLSLink(session)
         if let initialCiphertext, initialCiphertext.count > 0 { session.feedCiphertext(initialCiphertext) }
         switch session.handshake() {
         case .complete:
@@ -176,9 +188,10 @@ class Connection: EventHandler {
     /// Sends buffered output (through TLS when on); keeps write interest while something is left.
     func flush() {
         guard !closed else { return }
-        if let tls {
+        if let link = tlsLink {
+            let tls = link.session
             // Encrypt only as much as the socket is likely to take soon.
-            while !output.isEmpty && cipherOut.readableCount < 256 * 1024 {
+            while !output.isEmpty && link.cipherOut.readableCount < 256 * 1024 {
                 let chunk = UnsafeRawBufferPointer(rebasing: output.readable.prefix(64 * 1024))
                 switch tls.writePlaintext(chunk) {
                 case .written(let count):
@@ -198,9 +211,9 @@ class Connection: EventHandler {
             ioFailed(error)
             return
         }
-        if output.isEmpty && cipherOut.isEmpty {
+        if output.isEmpty && tlsLink?.cipherOut.isEmpty ?? true {
             output.releaseIfEmpty()
-            cipherOut.releaseIfEmpty()
+            tlsLink?.cipherOut.releaseIfEmpty()
             outputDrained()
         }
         updateInterest()
@@ -208,9 +221,9 @@ class Connection: EventHandler {
 
     /// Moves TLS records to the socket.
     private func sendCiphertext() {
-        guard let tls else { return }
-        tls.takeCiphertext(into: &cipherOut)
-        if let error = drain(&cipherOut) {
+        guard let link = tlsLink else { return }
+        link.session.takeCiphertext(into: &link.cipherOut)
+        if let error = drain(&link.cipherOut) {
             ioFailed(error)
             return
         }
@@ -259,7 +272,7 @@ class Connection: EventHandler {
         Syscall.close(fd)
         input.deallocate()
         output.deallocate()
-        cipherOut.deallocate()
-        tls = nil
+        tlsLink?.cipherOut.deallocate()
+        tlsLink = nil
     }
 }

@@ -30,8 +30,7 @@ final class ListenerHandler: EventHandler {
                 return
             }
             guard let clientFD = accepted else { return }
-            var remote = SocketAddress()
-            remote.storage = storage
+            let remote = SocketAddress(storage: storage)
             pooler.accept(fd: clientFD, remote: remote, localPort: port, isUnix: isUnix)
         }
     }

@@ -126,8 +126,7 @@ final class MetricsListener: EventHandler {
         var storage = sockaddr_storage()
         for _ in 0..<16 {
             guard let clientFD = (try? Syscall.accept(fd, address: &storage)) ?? nil else { return }
-            var remote = SocketAddress()
-            remote.storage = storage
+            let remote = SocketAddress(storage: storage)
             let connection = MetricsConnection(pooler: pooler, fd: clientFD, remote: remote, localPort: 0)
             do {
                 try connection.register()

@@ -27,6 +27,18 @@ final class PoolRuntime {
     /// The session settings every client of this pool starts from: one storage shared by
     /// all clients that ask for nothing else (copy on write), so idle clients stay small.
     private(set) var welcomeSettings: SessionSettings?
+    /// Distinct session settings of this pool's clients at login, shared (copy on write):
+    /// a few values, e.g. one per application_name; bounded.
+    private var internedSettings: [SessionSettings] = []
+
+    func intern(_ settings: SessionSettings) -> SessionSettings {
+        if let same = internedSettings.first(where: { $0.fingerprint == settings.fingerprint && $0 == settings }) {
+            return same
+        }
+        if internedSettings.count < 64 { internedSettings.append(settings) }
+        return settings
+    }
+
     /// Clients that passed auth and wait for `welcome`.
     var welcomeWaiters: [ClientConnection] = []
     /// Every server of the pool, for iteration and shutdown; the hot path goes through `state`.
