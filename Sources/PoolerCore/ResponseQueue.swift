@@ -81,6 +81,15 @@ public struct ResponseQueue: Sendable {
         return bytes
     }
 
+    /// True when `nextDueSynthetic` or `takeFailedStatements` has something: the caller
+    /// must emit before forwarding more (cheap check for the common "nothing" case).
+    @inline(__always)
+    public var hasDueWork: Bool {
+        if !failedStatements.isEmpty { return true }
+        guard head < entries.count, case .synthetic = entries[head] else { return false }
+        return true
+    }
+
     /// True when a hidden query's responses are being swallowed.
     public var inHiddenQuery: Bool {
         if case .hiddenQuery = first { return true }

@@ -514,15 +514,23 @@ final class ClientConnection: Connection {
     /// Forwards complete frames (and big frames piecewise) to the linked server,
     /// asking the pool for one first when needed.
     private func forwardToServer() {
+        // Frames passed on unchanged go out as one run from `input` (see BorrowedRun);
+        // whatever the pooler adds for the server flushes the run first.
+        var run = BorrowedRun()
+        defer { if !closed, let server { run.flush(to: server) } }
         loop: while !input.isEmpty && !closed {
             let bytes = input.readable
             if passthroughRemaining > 0 {
                 let take = min(passthroughRemaining, bytes.count)
                 // Without a server this is stray copy data being discarded.
-                server?.forwardFromClient(UnsafeRawBufferPointer(rebasing: bytes[0..<take]))
+                if let server {
+                    run.add(UnsafeRawBufferPointer(rebasing: bytes[0..<take]), peer: server)
+                    server.pool.stats.bytesReceived += UInt64(take)
+                }
                 input.consume(take)
                 passthroughRemaining -= take
                 if passthroughRemaining == 0 && releaseAfterPassthrough, let server {
+                    run.send(to: server)
                     server.flush()
                     serverFinishedTransaction(server)
                     return
@@ -552,7 +560,8 @@ final class ClientConnection: Connection {
                 }
                 // Large frames we need not understand stream through as they arrive.
                 expectResponse(to: header.type, on: server)
-                server.forwardFromClient(bytes)
+                run.add(bytes, peer: server)
+                server.pool.stats.bytesReceived += UInt64(bytes.count)
                 passthroughRemaining = header.end - bytes.count
                 input.consume(bytes.count)
             case .frame(let frame):
@@ -591,16 +600,19 @@ final class ClientConnection: Connection {
                 }
                 let frameBytes = UnsafeRawBufferPointer(rebasing: bytes[0..<frame.end])
                 let payload = UnsafeRawBufferPointer(rebasing: bytes[frame.payloadStart..<frame.end])
+                if tracksPreparedStatements && inspected(frame.type) { run.flush(to: server) }
                 if !forwardExtended(frame.type, frame: frameBytes, payload: payload, to: server) {
                     expectResponse(to: frame.type, on: server)
                     if frame.type == FrontendMessageID.query { noteSessionCommands(in: payload, on: server) }
-                    server.forwardFromClient(frameBytes)
+                    run.add(frameBytes, peer: server)
+                    server.pool.stats.bytesReceived += UInt64(frameBytes.count)
                 }
                 input.consume(frame.end)
             }
         }
         if !output.isEmpty { flush() }
         if let server {
+            run.send(to: server)
             server.flush()
             let paused = server.bufferedOutput > pooler.backpressureLimit
             if paused == wantsRead {

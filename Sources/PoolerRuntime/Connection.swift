@@ -245,6 +245,19 @@ class Connection: EventHandler {
         return nil
     }
 
+    /// Sends bytes held elsewhere (a peer's read buffer): straight to the socket when
+    /// nothing is queued ahead of them and there is no TLS, whatever the socket does not
+    /// take is buffered. A send error is left for the `flush` that follows to report.
+    func sendBorrowed(_ bytes: UnsafeRawBufferPointer) {
+        var rest = bytes
+        if output.isEmpty && tlsLink == nil && !closed {
+            if let sent = try? Syscall.send(fd, bytes.baseAddress!, bytes.count) {
+                rest = UnsafeRawBufferPointer(rebasing: bytes[sent...])
+            }
+        }
+        if !rest.isEmpty { output.append(rest) }
+    }
+
     /// Output fell to empty: a peer paused for backpressure may resume.
     func outputDrained() {}
 

@@ -393,11 +393,17 @@ final class ServerConnection: Connection {
         }
         let limit = pooler.settings.maxPacketSize
         var released = false
+        // Frames forwarded unchanged are not copied one by one: they lie consecutively in
+        // `input` (consumed, but in memory until the next read), so they go out as one
+        // run, straight from there when the client has nothing queued. Anything else
+        // for the client (a synthetic or replaced response, an error) flushes the run first.
+        var run = BorrowedRun()
+        defer { if !closed { run.flush(to: client) } } // early exits; the normal end sent it
         loop: while !input.isEmpty {
             let bytes = input.readable
             if passthroughRemaining > 0 {
                 let take = min(passthroughRemaining, bytes.count)
-                if !passthroughDrop { client.output.append(UnsafeRawBufferPointer(rebasing: bytes[0..<take])) }
+                if !passthroughDrop { run.add(UnsafeRawBufferPointer(rebasing: bytes[0..<take]), peer: client) }
                 input.consume(take)
                 passthroughRemaining -= take
                 continue
@@ -418,11 +424,12 @@ final class ServerConnection: Connection {
                     let status = TransactionStatus(rawValue: bytes[frame.payloadStart]) ?? .failed
                     if !hidden && pool.mode == .statement && status != .idle {
                         // The client must not see its transaction block start.
+                        run.flush(to: client)
                         client.statementModeViolation()
                         close(reason: "transaction blocks not allowed in statement pooling mode")
                         return
                     }
-                    if forward { client.output.append(UnsafeRawBufferPointer(rebasing: bytes[0..<frame.end])) }
+                    if forward { run.add(UnsafeRawBufferPointer(rebasing: bytes[0..<frame.end]), peer: client) }
                     input.consume(frame.end)
                     if !hidden { batchFinished(client) }
                     if readyForQuery(status, counted: !hidden) { released = true }
@@ -432,7 +439,7 @@ final class ServerConnection: Connection {
                         settings.reported(name: name, value: value)
                         client.settings.reported(name: name, value: value)
                     }
-                    client.output.append(UnsafeRawBufferPointer(rebasing: bytes[0..<frame.end]))
+                    run.add(UnsafeRawBufferPointer(rebasing: bytes[0..<frame.end]), peer: client)
                     input.consume(frame.end)
                 default:
                     if type == BackendMessageID.errorResponse {
@@ -446,12 +453,18 @@ final class ServerConnection: Connection {
                             batchFailed = true
                         }
                     }
-                    if forward { client.output.append(UnsafeRawBufferPointer(rebasing: bytes[0..<frame.end])) }
-                    if let replacement { client.output.append(replacement) }
+                    if forward { run.add(UnsafeRawBufferPointer(rebasing: bytes[0..<frame.end]), peer: client) }
+                    if let replacement {
+                        run.flush(to: client)
+                        client.output.append(replacement)
+                    }
                     input.consume(frame.end)
                 }
                 if forward { pool.stats.bytesSent += UInt64(frame.end) }
-                emitDueResponses(to: client)
+                if responses.hasDueWork {
+                    run.flush(to: client)
+                    emitDueResponses(to: client)
+                }
             case .incomplete(let header):
                 // Stream big frames through instead of buffering them whole; the few
                 // frames we inspect (ReadyForQuery, ParameterStatus) are small.
@@ -460,19 +473,24 @@ final class ServerConnection: Connection {
                 if header.type == BackendMessageID.errorResponse && !responses.inHiddenQuery { batchFailed = true }
                 passthroughDrop = responses.serverSent(header.type) == .drop // a replaced error is never this big
                 if !passthroughDrop {
-                    client.output.append(bytes)
+                    run.add(bytes, peer: client)
                     pool.stats.bytesSent += UInt64(bytes.count)
                 }
                 passthroughRemaining = header.end - bytes.count
                 input.consume(bytes.count)
-                emitDueResponses(to: client)
+                if responses.hasDueWork {
+                    run.flush(to: client)
+                    emitDueResponses(to: client)
+                }
             case .invalidLength:
+                run.flush(to: client)
                 client.serverFailed(message: "server conn crashed?")
                 close(reason: "bad packet length from server")
                 return
             }
             if released || closed { break }
         }
+        run.send(to: client)
         client.flush()
         if closeAfterForwarding {
             closeForFastClose()
