@@ -57,9 +57,9 @@ public struct ResponseQueue: Sendable {
     }
 
     public mutating func removeAll() {
-        entries.removeAll(keepingCapacity: true)
+        if !entries.isEmpty { entries.removeAll(keepingCapacity: true) }
         head = 0
-        failedStatements.removeAll()
+        if !failedStatements.isEmpty { failedStatements.removeAll() }
     }
 
     public mutating func takeFailedStatements() -> [(statement: Int, clientVisible: Bool)] {

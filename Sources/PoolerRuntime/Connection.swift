@@ -6,8 +6,9 @@ import PoolerWire
 /// buffers, TLS when negotiated, and the write-interest bookkeeping. Subclasses parse
 /// what they read; `input` and `output` always hold plaintext.
 class Connection: EventHandler {
-    /// The pooler lives until the process exits: no reference counting on each access.
-    unowned(unsafe) let pooler: Pooler
+    /// The pooler lives until the process exits. A strong `let`: the compiler knows it
+    /// stays alive while `self` does, so uses need no retain (unowned(unsafe) loads do).
+    let pooler: Pooler
     var token: UInt64 = 0
     /// Unique id used in pools and in SHOW output.
     let id: Int

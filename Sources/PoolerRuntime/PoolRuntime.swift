@@ -7,8 +7,8 @@ import PoolerWire
 /// Drives one `PoolState`: opens server connections, links servers to waiting
 /// clients, and delivers the welcome parameters learnt from the first login.
 final class PoolRuntime {
-    /// The pooler lives until the process exits: no reference counting on each access.
-    unowned(unsafe) let pooler: Pooler
+    /// The pooler lives until the process exits (a strong `let`: uses need no retain).
+    let pooler: Pooler
     let key: PoolKey
     var state: PoolState<ServerConnection, ClientConnection>
     var stats = PoolStats()

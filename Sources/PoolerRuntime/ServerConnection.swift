@@ -333,13 +333,14 @@ final class ServerConnection: Connection {
         passthroughRemaining = 0
         passthroughDrop = false
         responses.removeAll()
-        pendingCommands.removeAll()
+        if !pendingCommands.isEmpty { pendingCommands.removeAll() }
         batchFailed = false
         transactionStart = pooler.loop.now
         queryStart = pooler.loop.now
         // Replication servers got the client's parameters in their StartupMessage, and a
         // physical replication connection refuses SQL anyway.
-        if replication == .none, let statements = SessionSettings.alignment(server: settings, client: client.settings) {
+        if replication == .none, settings.fingerprint != client.settings.fingerprint,
+           let statements = SessionSettings.alignment(server: settings, client: client.settings) {
             var writer = MessageWriter()
             writer.query(statements.joined(separator: "; "))
             output.append(writer.bytes)
