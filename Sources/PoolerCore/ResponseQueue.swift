@@ -29,36 +29,107 @@ public struct ResponseQueue: Sendable {
         case failingParse([UInt8])
     }
 
+    /// A plain value (returned for every server message): the bytes of `.replace` are
+    /// in `replacement`.
     public enum Disposition: Equatable, Sendable {
         case forward
         case drop
-        /// Send these bytes instead of the server's message.
-        case replace([UInt8])
+        /// Send `replacement` instead of the server's message.
+        case replace
     }
 
-    private var entries: [Entry] = []
+    /// What to send instead, after `serverSent` answered `.replace`.
+    public private(set) var replacement: [UInt8] = []
+
+    /// The queue holds plain values (no reference counting per message): payload bytes
+    /// of `.synthetic` and `.failingParse` sit in `payloads`, referenced by index.
+    private enum Slot: Equatable {
+        case parse(statement: Int?)
+        case hiddenParse(statement: Int)
+        case bind, describe, execute, close, hiddenClose, sync, query, hiddenQuery
+        case synthetic(payload: Int)
+        case failingParse(payload: Int)
+
+        /// Sync or Query: what a ReadyForQuery answers.
+        @inline(__always)
+        var endsBatch: Bool {
+            switch self {
+            case .sync, .query: return true
+            default: return false
+            }
+        }
+    }
+
+    /// Slots `head..<tail` are pending; the storage is reused from 0 after each
+    /// `removeAll` (once per server link) without touching the array.
+    private var slots: [Slot] = []
     private var head = 0
+    private var tail = 0
+    private var payloads: [[UInt8]] = []
     /// Statements whose Parse failed or was skipped after an error: the server does not
     /// have them. `clientVisible` is false for Parses the pooler injected.
     public private(set) var failedStatements: [(statement: Int, clientVisible: Bool)] = []
 
     public init() {}
 
-    public var isEmpty: Bool { head == entries.count }
-    public var count: Int { entries.count - head }
-    public var first: Entry? { head < entries.count ? entries[head] : nil }
+    public var isEmpty: Bool { head == tail }
+    public var count: Int { tail - head }
+    public var first: Entry? { head < tail ? entry(slots[head]) : nil }
+
+    private func entry(_ slot: Slot) -> Entry {
+        switch slot {
+        case .parse(let statement): return .parse(statement: statement)
+        case .hiddenParse(let statement): return .hiddenParse(statement: statement)
+        case .bind: return .bind
+        case .describe: return .describe
+        case .execute: return .execute
+        case .close: return .close
+        case .hiddenClose: return .hiddenClose
+        case .sync: return .sync
+        case .query: return .query
+        case .hiddenQuery: return .hiddenQuery
+        case .synthetic(let index): return .synthetic(payloads[index])
+        case .failingParse(let index): return .failingParse(payloads[index])
+        }
+    }
 
     public mutating func append(_ entry: Entry) {
-        if head > 64 && head * 2 > entries.count {
-            entries.removeFirst(head)
-            head = 0
+        let slot: Slot
+        switch entry {
+        case .parse(let statement): slot = .parse(statement: statement)
+        case .hiddenParse(let statement): slot = .hiddenParse(statement: statement)
+        case .bind: slot = .bind
+        case .describe: slot = .describe
+        case .execute: slot = .execute
+        case .close: slot = .close
+        case .hiddenClose: slot = .hiddenClose
+        case .sync: slot = .sync
+        case .query: slot = .query
+        case .hiddenQuery: slot = .hiddenQuery
+        case .synthetic(let bytes): payloads.append(bytes); slot = .synthetic(payload: payloads.count - 1)
+        case .failingParse(let bytes): payloads.append(bytes); slot = .failingParse(payload: payloads.count - 1)
         }
-        entries.append(entry)
+        if head == tail && head > 0 {
+            head = 0 // empty: start over at the front
+            tail = 0
+        }
+        if tail < slots.count {
+            slots[tail] = slot
+        } else {
+            if head > 64 && head * 2 > tail {
+                slots.removeFirst(head)
+                tail -= head
+                head = 0
+            }
+            slots.append(slot)
+        }
+        tail += 1
     }
 
     public mutating func removeAll() {
-        if !entries.isEmpty { entries.removeAll(keepingCapacity: true) }
         head = 0
+        tail = 0
+        if !payloads.isEmpty { payloads.removeAll() }
         if !failedStatements.isEmpty { failedStatements.removeAll() }
     }
 
@@ -67,18 +138,12 @@ public struct ResponseQueue: Sendable {
         return failedStatements
     }
 
-    private mutating func pop() -> Entry? {
-        guard head < entries.count else { return nil }
-        defer { head += 1 }
-        return entries[head]
-    }
-
     /// The next response the pooler produced that is due now (nothing from the server
     /// precedes it), or nil.
     public mutating func nextDueSynthetic() -> [UInt8]? {
-        guard head < entries.count, case .synthetic(let bytes) = entries[head] else { return nil }
+        guard head < tail, case .synthetic(let index) = slots[head] else { return nil }
         head += 1
-        return bytes
+        return payloads[index]
     }
 
     /// True when `nextDueSynthetic` or `takeFailedStatements` has something: the caller
@@ -86,60 +151,72 @@ public struct ResponseQueue: Sendable {
     @inline(__always)
     public var hasDueWork: Bool {
         if !failedStatements.isEmpty { return true }
-        guard head < entries.count, case .synthetic = entries[head] else { return false }
+        guard head < tail, case .synthetic = slots[head] else { return false }
         return true
     }
 
     /// True when a hidden query's responses are being swallowed.
     public var inHiddenQuery: Bool {
-        if case .hiddenQuery = first { return true }
-        return false
+        guard head < tail, case .hiddenQuery = slots[head] else { return false }
+        return true
+    }
+
+    @inline(__always)
+    private var firstSlot: Slot? { head < tail ? slots[head] : nil }
+
+    @inline(__always)
+    private mutating func pop() -> Slot? {
+        guard head < tail else { return nil }
+        defer { head += 1 }
+        return slots[head]
     }
 
     /// A server message of `type` arrived: forward it or drop it. Afterwards emit what
     /// `nextDueSynthetic` returns.
     public mutating func serverSent(_ type: UInt8) -> Disposition {
+        guard let first = firstSlot else { return .forward } // the common case in a result set
         if case .hiddenQuery = first {
-            if type == BackendMessageID.readyForQuery { _ = pop() }
+            if type == BackendMessageID.readyForQuery { head += 1 }
             return type == BackendMessageID.parameterStatus ? .forward : .drop
         }
         switch type {
         case BackendMessageID.parseComplete:
             switch first {
-            case .hiddenParse: _ = pop(); return .drop
-            case .parse: _ = pop()
+            case .hiddenParse: head += 1; return .drop
+            case .parse: head += 1
             default: break
             }
             return .forward
         case BackendMessageID.closeComplete:
             switch first {
-            case .hiddenClose: _ = pop(); return .drop
-            case .close: _ = pop()
+            case .hiddenClose: head += 1; return .drop
+            case .close: head += 1
             default: break
             }
             return .forward
         case BackendMessageID.bindComplete:
-            if first == .bind { _ = pop() }
+            if case .bind = first { head += 1 }
             return .forward
         case BackendMessageID.noData, BackendMessageID.rowDescription:
             // RowDescription also belongs to simple queries and ends nothing there.
-            if first == .describe { _ = pop() }
+            if case .describe = first { head += 1 }
             return .forward
         case BackendMessageID.commandComplete, BackendMessageID.emptyQueryResponse, BackendMessageID.portalSuspended:
-            if first == .execute { _ = pop() }
+            if case .execute = first { head += 1 }
             return .forward
         case BackendMessageID.errorResponse:
-            if case .failingParse(let replacement) = first {
+            if case .failingParse(let index) = first {
+                replacement = payloads[index]
                 errorArrived()
-                return .replace(replacement)
+                return .replace
             }
             errorArrived()
             return .forward
         case BackendMessageID.readyForQuery:
             // Ends a Query or a Sync, and with it anything still queued before it.
-            while let entry = pop() {
-                if entry == .sync || entry == .query { break }
-                noteSkipped(entry)
+            while let slot = pop() {
+                if slot.endsBatch { break }
+                noteSkipped(slot)
             }
             return .forward
         default:
@@ -152,16 +229,16 @@ public struct ResponseQueue: Sendable {
     /// the server would not have answered them either. In a simple query the error is
     /// just part of the response.
     private mutating func errorArrived() {
-        guard let entry = first else { return }
-        if entry == .query { return }
-        while let entry = first, entry != .sync, entry != .query {
-            noteSkipped(entry)
+        guard let first = firstSlot else { return }
+        if case .query = first { return }
+        while let slot = firstSlot, !slot.endsBatch {
+            noteSkipped(slot)
             head += 1
         }
     }
 
-    private mutating func noteSkipped(_ entry: Entry) {
-        switch entry {
+    private mutating func noteSkipped(_ slot: Slot) {
+        switch slot {
         case .parse(let statement?): failedStatements.append((statement, true))
         case .hiddenParse(let statement): failedStatements.append((statement, false))
         default: break

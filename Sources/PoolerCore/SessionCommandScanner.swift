@@ -72,6 +72,7 @@ public enum SessionCommandScanner {
         return false
     }
 
+    @inline(__always)
     private static func startsWithWord(_ bytes: UnsafeRawBufferPointer, at start: Int, _ word: StaticString) -> Bool {
         let length = word.utf8CodeUnitCount
         guard start + length <= bytes.count else { return false }

@@ -10,7 +10,9 @@ import PoolerWire
 final class AuthQueryConnection: Connection {
     private enum Phase { case connecting, login, query, done }
 
-    private var phase: Phase = .connecting
+    private var phase: Phase = .connecting {
+        didSet { wantsWritable = phase == .connecting }
+    }
     private var login: ServerLoginStateMachine
     private let startupParameters: [(String, String)]
     let user: String
@@ -31,6 +33,7 @@ final class AuthQueryConnection: Connection {
         self.startupParameters = [("user", authUser), ("database", database.dbname ?? databaseName),
                                   ("application_name", "pooler auth_query")]
         super.init(pooler: pooler, fd: fd, remote: address, localPort: 0)
+        wantsWritable = true // connecting
         do {
             try register()
             if try Syscall.connect(fd, address) { writable() }
@@ -40,7 +43,6 @@ final class AuthQueryConnection: Connection {
         }
     }
 
-    override var wantsWritable: Bool { phase == .connecting }
 
     override func writable() {
         if phase == .connecting {

@@ -82,8 +82,10 @@ final class ClientConnection: Connection {
     /// queries wait for it.
     var awaitingAdminReply = false
     /// SUSPEND: not read until RESUME.
-    var suspended = false
-    override var readingSuspended: Bool { suspended }
+    var suspended: Bool {
+        get { readingSuspended }
+        set { readingSuspended = newValue }
+    }
     /// Logged in as "pgbouncer" over the unix socket by the pooler's own OS user.
     private var peerAdmin = false
     /// Counted in `Pooler.adminClientCount` (asked for the admin database).

@@ -69,10 +69,11 @@ class Connection: EventHandler {
     var bufferedOutput: Int { output.readableCount + (tlsLink?.cipherOut.readableCount ?? 0) }
 
     /// SUSPEND stops reading clients until RESUME.
-    var readingSuspended: Bool { false }
+    /// Stored (not overridden) so the check on every interest update is a load.
+    var readingSuspended = false
 
     /// Subclasses set this while a non-blocking connect is in progress.
-    var wantsWritable: Bool { false }
+    var wantsWritable = false
 
     func updateInterest() {
         guard !closed else { return }

@@ -17,7 +17,9 @@ final class ServerConnection: Connection {
     }
 
     let pool: PoolRuntime
-    private(set) var state: State = .connecting
+    private(set) var state: State = .connecting {
+        didSet { wantsWritable = state == .connecting }
+    }
     private var login: ServerLoginStateMachine
     private let startupParameters: [(String, String)]
     var tracker = TransactionTracker()
@@ -75,9 +77,9 @@ final class ServerConnection: Connection {
         self.settings = pool.pooler.sessionSettingsTemplate
         self.startupParameters = startupParameters
         super.init(pooler: pool.pooler, fd: fd, remote: remote, localPort: 0)
+        wantsWritable = true // connecting
     }
 
-    override var wantsWritable: Bool { state == .connecting }
 
     var isLoggingIn: Bool {
         switch state {
@@ -418,7 +420,7 @@ final class ServerConnection: Connection {
                 switch responses.serverSent(type) {
                 case .forward: forward = true
                 case .drop: forward = false
-                case .replace(let bytes): forward = false; replacement = bytes
+                case .replace: forward = false; replacement = responses.replacement
                 }
                 switch type {
                 case BackendMessageID.readyForQuery:
