@@ -9,6 +9,9 @@ let package = Package(
         .executable(name: "pooler", targets: ["pooler"]),
         // For Benchmarks/, a separate package that depends on this one by path.
         .library(name: "PoolerWire", targets: ["PoolerWire"]),
+        .library(name: "PoolerConfig", targets: ["PoolerConfig"]),
+        .library(name: "PoolerCore", targets: ["PoolerCore"]),
+        .library(name: "PoolerIO", targets: ["PoolerIO"]),
     ],
     targets: [
         .target(name: "CLinuxShims"),

@@ -22,5 +22,38 @@ let package = Package(
                 .plugin(name: "BenchmarkPlugin", package: "package-benchmark"),
             ]
         ),
+        .executableTarget(
+            name: "ForwardingBenchmark",
+            dependencies: [
+                .product(name: "Benchmark", package: "package-benchmark"),
+                .product(name: "PoolerWire", package: "pooler"),
+                .product(name: "PoolerConfig", package: "pooler"),
+                .product(name: "PoolerCore", package: "pooler"),
+                .product(name: "PoolerIO", package: "pooler"),
+            ],
+            path: "ForwardingBenchmark",
+            // As the pooler's own targets in release (root Package.swift): the link
+            // state lives in a class, as in ServerConnection, and production skips the
+            // dynamic exclusivity check on each access to it.
+            swiftSettings: [
+                .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+            ],
+            plugins: [
+                .plugin(name: "BenchmarkPlugin", package: "package-benchmark"),
+            ]
+        ),
+        .executableTarget(
+            name: "ScramLoginBenchmark",
+            dependencies: [
+                .product(name: "Benchmark", package: "package-benchmark"),
+                .product(name: "PoolerWire", package: "pooler"),
+                .product(name: "PoolerConfig", package: "pooler"),
+                .product(name: "PoolerCore", package: "pooler"),
+            ],
+            path: "ScramLoginBenchmark",
+            plugins: [
+                .plugin(name: "BenchmarkPlugin", package: "package-benchmark"),
+            ]
+        ),
     ]
 )

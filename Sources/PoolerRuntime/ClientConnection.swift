@@ -619,6 +619,7 @@ final class ClientConnection: Connection {
             let paused = server.bufferedOutput > pooler.backpressureLimit
             if paused == wantsRead {
                 wantsRead = !paused
+                if paused { server.peerPausedForBackpressure = true }
                 updateInterest()
             }
         }
@@ -641,8 +642,10 @@ final class ClientConnection: Connection {
         state = .waiting
         requestTime = pooler.loop.now
         wantsRead = false
-        updateInterest()
         pool.requestServer(for: self)
+        // Stop reading only if it really waits: a server handed over at once would mean
+        // two epoll_ctl calls for nothing.
+        if state == .waiting { updateInterest() }
     }
 
     func linked(to server: ServerConnection) {
@@ -672,6 +675,8 @@ final class ClientConnection: Connection {
     }
 
     override func outputDrained() {
+        guard peerPausedForBackpressure else { return }
+        peerPausedForBackpressure = false
         server?.resumeReading()
     }
 

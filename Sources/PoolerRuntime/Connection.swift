@@ -35,6 +35,9 @@ class Connection: EventHandler {
     private(set) var closed = false
     /// When false the loop stops reading this socket (backpressure or waiting for a server).
     var wantsRead = true
+    /// The linked peer stopped reading because this connection's output was full: it
+    /// resumes when the output drains (checked without touching the peer otherwise).
+    var peerPausedForBackpressure = false
 
     init(pooler: Pooler, fd: Int32, remote: SocketAddress, localPort: Int) {
         self.pooler = pooler

@@ -564,12 +564,15 @@ final class ServerConnection: Connection {
         let paused = client.bufferedOutput > pooler.backpressureLimit
         if paused == wantsRead {
             wantsRead = !paused
+            if paused { client.peerPausedForBackpressure = true }
             updateInterest()
         }
     }
 
     /// Everything forwarded from the client reached the server: read the client again.
     override func outputDrained() {
+        guard peerPausedForBackpressure else { return }
+        peerPausedForBackpressure = false
         client?.resumeReading()
     }
 
