@@ -27,21 +27,24 @@ public struct SessionSettings: Equatable, Sendable {
     }
 
     /// Lowercased parameter name → value. A missing key means "server default".
-    public private(set) var values: [String: Value] = [:] {
-        didSet { fingerprint = Self.fingerprint(of: values) }
-    }
+    public private(set) var values: [String: Value] = [:]
     /// A hash of `values`, kept current: a server whose fingerprint equals its client's
     /// needs no alignment, which is the common case and costs one comparison per link.
-    public private(set) var fingerprint: Int = SessionSettings.fingerprint(of: [:])
+    /// The wrapping sum of one hash per entry, so each change updates it in O(1).
+    public private(set) var fingerprint: Int = 0
 
-    private static func fingerprint(of values: [String: Value]) -> Int {
+    private static func entryHash(_ key: String, _ value: Value) -> Int {
         var hasher = Hasher()
-        hasher.combine(values.count)
-        for key in values.keys.sorted() {
-            hasher.combine(key)
-            hasher.combine(values[key]!)
-        }
+        hasher.combine(key)
+        hasher.combine(value)
         return hasher.finalize()
+    }
+
+    /// Every change to `values` goes through here.
+    private mutating func set(_ key: String, _ value: Value?) {
+        let old = value == nil ? values.removeValue(forKey: key) : values.updateValue(value!, forKey: key)
+        if let old { fingerprint &-= Self.entryHash(key, old) }
+        if let value { fingerprint &+= Self.entryHash(key, value) }
     }
     /// Lowercased names of the reported parameters being tracked.
     public let tracked: Set<String>
@@ -61,14 +64,14 @@ public struct SessionSettings: Equatable, Sendable {
     public mutating func reported(name: String, value: String) {
         let key = name.lowercased()
         guard tracked.contains(key), values[key] != .reported(value) else { return }
-        values[key] = .reported(value)
+        set(key, .reported(value))
     }
 
     /// A value the client asked for in its startup packet.
     public mutating func requested(name: String, value: String) {
         let key = name.lowercased()
         guard tracked.contains(key) else { return }
-        values[key] = .reported(value)
+        set(key, .reported(value))
     }
 
     /// A session command that took effect. A parameter the server reports (it has a
@@ -77,15 +80,15 @@ public struct SessionSettings: Equatable, Sendable {
     public mutating func apply(_ command: SessionCommand) {
         switch command {
         case .set(let name, let value):
-            if !isReported(name) { values[name] = .sql(value) }
+            if !isReported(name) { set(name, .sql(value)) }
         case .setConfig(let name, let value):
-            if !isReported(name) { values[name] = .config(value) }
+            if !isReported(name) { set(name, .config(value)) }
         case .reset(let name):
-            if !isReported(name) { values[name] = nil }
+            if !isReported(name) { set(name, nil) }
         case .resetAll, .discardAll:
             for (key, value) in values {
                 if case .reported = value { continue }
-                values[key] = nil
+                set(key, nil)
             }
         case .deallocateAll:
             break
@@ -133,10 +136,10 @@ public struct SessionSettings: Equatable, Sendable {
 
     /// Records that `alignment(server:client:)` ran on this server.
     public mutating func aligned(to client: SessionSettings) {
-        for (key, value) in client.values { values[key] = value }
+        for (key, value) in client.values where values[key] != value { set(key, value) }
         for (key, value) in values where client.values[key] == nil {
             if case .reported = value { continue }
-            values[key] = nil
+            set(key, nil)
         }
     }
 }

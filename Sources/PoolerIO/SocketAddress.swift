@@ -142,18 +142,16 @@ public struct SocketAddress: CustomStringConvertible, Sendable {
     public var host: String {
         switch family {
         case AF_INET:
-            return withUnsafeBytes(of: inet) { raw -> String in
-                var sin = raw.load(as: sockaddr_in.self)
-                var buffer = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
-                inet_ntop(AF_INET, &sin.sin_addr, &buffer, socklen_t(buffer.count))
-                return String(cString: buffer)
+            var sin = withUnsafeBytes(of: inet) { $0.load(as: sockaddr_in.self) }
+            return withUnsafeTemporaryAllocation(of: CChar.self, capacity: Int(INET_ADDRSTRLEN)) { buffer in
+                inet_ntop(AF_INET, &sin.sin_addr, buffer.baseAddress, socklen_t(buffer.count))
+                return String(cString: buffer.baseAddress!)
             }
         case AF_INET6:
-            return withUnsafeBytes(of: inet) { raw -> String in
-                var sin6 = raw.load(as: sockaddr_in6.self)
-                var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-                inet_ntop(AF_INET6, &sin6.sin6_addr, &buffer, socklen_t(buffer.count))
-                return String(cString: buffer)
+            var address = inet.sin6_addr
+            return withUnsafeTemporaryAllocation(of: CChar.self, capacity: Int(INET6_ADDRSTRLEN)) { buffer in
+                inet_ntop(AF_INET6, &address, buffer.baseAddress, socklen_t(buffer.count))
+                return String(cString: buffer.baseAddress!)
             }
         default:
             return "unix"

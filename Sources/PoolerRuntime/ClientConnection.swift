@@ -492,12 +492,11 @@ final class ClientConnection: Connection {
         // Clients that asked for the same values (one application_name, say) share one
         // storage: an idle client should cost a few hundred bytes.
         if let pool { settings = pool.intern(settings) }
-        for (name, value) in parameters {
-            if !isAdmin, case .reported(let own)? = settings[name] {
-                writer.parameterStatus(name: name, value: own)
-            } else {
-                writer.parameterStatus(name: name, value: value)
-            }
+        if let pool, !isAdmin, replication == .none {
+            // The same ParameterStatus block for every client with these settings.
+            output.append(pool.parameterStatusBlock(for: settings, parameters: parameters))
+        } else {
+            output.append(Self.parameterStatusBytes(parameters, settings: settings, ownValues: !isAdmin))
         }
         writer.backendKeyData(processID: cancelKey.processID, secretKey: cancelKey.secretKey)
         writer.readyForQuery(.idle)
@@ -507,6 +506,21 @@ final class ClientConnection: Connection {
         flush()
         // An idle client should cost a few hundred bytes: no buffers until it speaks.
         if input.isEmpty { input.releaseIfEmpty() } else { processInput() }
+    }
+
+    /// ParameterStatus messages for `parameters`, with the client's own value where its
+    /// settings have one (`ownValues`).
+    static func parameterStatusBytes(_ parameters: [(String, String)], settings: SessionSettings,
+                                     ownValues: Bool) -> [UInt8] {
+        var writer = MessageWriter()
+        for (name, value) in parameters {
+            if ownValues, case .reported(let own)? = settings[name] {
+                writer.parameterStatus(name: name, value: own)
+            } else {
+                writer.parameterStatus(name: name, value: value)
+            }
+        }
+        return writer.bytes
     }
 
     // MARK: traffic

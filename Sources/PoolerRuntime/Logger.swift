@@ -43,7 +43,15 @@ final class Logger {
 
     private func write(_ level: Level, _ label: String, _ message: String) {
         if syslogOpen { pooler_syslog(Int32(level.rawValue), message) }
-        let line = "\(Logger.timestamp()) [\(pid)] \(label) \(message)\n"
+        var line = timestampText()
+        line.reserveCapacity(line.utf8.count + message.utf8.count + 32)
+        line += " ["
+        line += pidText
+        line += "] "
+        line += label
+        line += " "
+        line += message
+        line += "\n"
         if let file {
             fputs(line, file)
             fflush(file)
@@ -51,17 +59,51 @@ final class Logger {
         if toStderr { fputs(line, stderr) }
     }
 
+    private var pidText: String {
+        if cachedPid != pid {
+            cachedPid = pid
+            cachedPidText = String(pid)
+        }
+        return cachedPidText
+    }
+    private var cachedPid: pid_t = -1
+    private var cachedPidText = ""
+    /// `YYYY-MM-DD HH:MM:SS` of the last line's second: formatted once per second.
+    private var cachedSecond = -1
+    private var cachedSecondText = ""
+
+    private func timestampText() -> String {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        if ts.tv_sec != cachedSecond {
+            cachedSecond = ts.tv_sec
+            cachedSecondText = Self.secondText(ts.tv_sec)
+        }
+        let millis = Int(ts.tv_nsec / 1_000_000)
+        var text = cachedSecondText
+        text += millis < 10 ? ".00" : millis < 100 ? ".0" : "."
+        text += String(millis)
+        text += " UTC"
+        return text
+    }
+
     static func timestamp() -> String {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
-        var t = ts.tv_sec
+        let millis = Int32(ts.tv_nsec / 1_000_000)
+        return secondText(ts.tv_sec) + "." + pad(millis, 3) + " UTC"
+    }
+
+    private static func pad(_ v: Int32, _ width: Int = 2) -> String {
+        let s = String(v)
+        return String(repeating: "0", count: max(0, width - s.count)) + s
+    }
+
+    private static func secondText(_ seconds: Int) -> String {
+        var t = seconds
         var parts = tm()
         gmtime_r(&t, &parts)
-        func pad(_ v: Int32, _ width: Int = 2) -> String {
-            let s = String(v)
-            return String(repeating: "0", count: max(0, width - s.count)) + s
-        }
         return "\(parts.tm_year + 1900)-\(pad(parts.tm_mon + 1))-\(pad(parts.tm_mday)) "
-            + "\(pad(parts.tm_hour)):\(pad(parts.tm_min)):\(pad(parts.tm_sec)).\(pad(Int32(ts.tv_nsec / 1_000_000), 3)) UTC"
+            + "\(pad(parts.tm_hour)):\(pad(parts.tm_min)):\(pad(parts.tm_sec))"
     }
 }

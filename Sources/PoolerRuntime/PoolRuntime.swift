@@ -19,6 +19,7 @@ final class PoolRuntime {
     /// ParameterStatus set sent to clients at login, from the first server login.
     var welcome: [(String, String)]? {
         didSet {
+            statusBlocks.removeAll()
             var settings = pooler.sessionSettingsTemplate
             for (name, value) in welcome ?? [] { settings.reported(name: name, value: value) }
             welcomeSettings = settings
@@ -30,6 +31,17 @@ final class PoolRuntime {
     /// Distinct session settings of this pool's clients at login, shared (copy on write):
     /// a few values, e.g. one per application_name; bounded.
     private var internedSettings: [SessionSettings] = []
+
+    /// The welcome's ParameterStatus bytes per interned settings (by fingerprint), so a
+    /// login does not rebuild them; bounded like `internedSettings`.
+    private var statusBlocks: [Int: (settings: SessionSettings, bytes: [UInt8])] = [:]
+
+    func parameterStatusBlock(for settings: SessionSettings, parameters: [(String, String)]) -> [UInt8] {
+        if let cached = statusBlocks[settings.fingerprint], cached.settings == settings { return cached.bytes }
+        let bytes = ClientConnection.parameterStatusBytes(parameters, settings: settings, ownValues: true)
+        if statusBlocks.count < 64 { statusBlocks[settings.fingerprint] = (settings, bytes) }
+        return bytes
+    }
 
     func intern(_ settings: SessionSettings) -> SessionSettings {
         if let same = internedSettings.first(where: { $0.fingerprint == settings.fingerprint && $0 == settings }) {

@@ -9,23 +9,49 @@ public enum Crypto {
 
     /// SHA-256 of `bytes`.
     public static func sha256(_ bytes: some Collection<UInt8>) -> [UInt8] {
-        digest(bytes, EVP_sha256(), length: sha256Length)
+        withNonNullBytes(bytes) { pointer, count in digest([], UnsafeRawBufferPointer(start: pointer, count: count)) }
     }
 
-    /// HMAC-SHA-256 of `data` under `key`.
+    /// SHA-256 fetched from the provider once: OpenSSL 3 looks an algorithm up on every
+    /// one-shot call (`HMAC()`, `EVP_Digest` with `EVP_sha256()`), which costs more than
+    /// hashing a SCRAM message. Fetched implementations are immutable and thread-safe.
+    nonisolated(unsafe) private static let fetchedSHA256: OpaquePointer = {
+        guard let md = EVP_MD_fetch(nil, "SHA256", nil) else { preconditionFailure("SHA256 unavailable in libcrypto") }
+        return md
+    }()
+
+    /// HMAC-SHA-256 of `data` under `key` (RFC 2104 over the fetched SHA-256).
     public static func hmacSHA256(key: some Collection<UInt8>, data: some Collection<UInt8>) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: sha256Length)
-        var outLength: UInt32 = 0
-        let ok = withNonNullBytes(key) { keyPointer, keyCount in
-            withNonNullBytes(data) { dataPointer, dataCount in
-                out.withUnsafeMutableBufferPointer { outBuffer in
-                    HMAC(EVP_sha256(), keyPointer, Int32(clamping: keyCount),
-                         dataPointer.assumingMemoryBound(to: UInt8.self), dataCount,
-                         outBuffer.baseAddress, &outLength) != nil
-                }
-            }
+        let blockSize = 64
+        var block = [UInt8](repeating: 0, count: blockSize)
+        if key.count > blockSize {
+            let hashed = sha256(key)
+            for (index, byte) in hashed.enumerated() { block[index] = byte }
+        } else {
+            for (index, byte) in key.enumerated() { block[index] = byte }
         }
-        precondition(ok && outLength == UInt32(sha256Length), "HMAC-SHA-256 failed in libcrypto")
+        var inner = block
+        for index in 0..<blockSize {
+            inner[index] ^= 0x36
+            block[index] ^= 0x5c
+        }
+        let innerHash = withNonNullBytes(data) { pointer, count in
+            digest(inner, UnsafeRawBufferPointer(start: pointer, count: count))
+        }
+        return innerHash.withUnsafeBytes { digest(block, $0) }
+    }
+
+    /// SHA-256 of `prefix` followed by `rest`.
+    private static func digest(_ prefix: [UInt8], _ rest: UnsafeRawBufferPointer) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: sha256Length)
+        guard let context = EVP_MD_CTX_new() else { preconditionFailure("EVP_MD_CTX_new failed") }
+        defer { EVP_MD_CTX_free(context) }
+        var outLength: UInt32 = 0
+        let ok = EVP_DigestInit_ex2(context, fetchedSHA256, nil) == 1
+            && prefix.withUnsafeBytes { EVP_DigestUpdate(context, $0.baseAddress, $0.count) } == 1
+            && (rest.isEmpty || EVP_DigestUpdate(context, rest.baseAddress, rest.count) == 1)
+            && out.withUnsafeMutableBufferPointer { EVP_DigestFinal_ex(context, $0.baseAddress, &outLength) } == 1
+        precondition(ok && outLength == UInt32(sha256Length), "SHA-256 failed in libcrypto")
         return out
     }
 
@@ -42,7 +68,7 @@ public enum Crypto {
                                       Int32(clamping: passwordCount),
                                       saltPointer.assumingMemoryBound(to: UInt8.self),
                                       Int32(clamping: saltCount),
-                                      Int32(iterations), EVP_sha256(),
+                                      Int32(iterations), fetchedSHA256,
                                       Int32(sha256Length), outBuffer.baseAddress) == 1
                 }
             }
@@ -56,15 +82,50 @@ public enum Crypto {
         hex(digest(bytes, EVP_md5(), length: 16))
     }
 
-    /// Cryptographically strong random bytes from `RAND_bytes`.
+    /// Cryptographically strong random bytes from `RAND_bytes`, drawn 4 KiB at a time:
+    /// each `RAND_bytes` call costs several thousand instructions in OpenSSL 3, and a
+    /// login needs a few small draws (nonce, cancel key). Bytes are handed out once.
     public static func randomBytes(count: Int) -> [UInt8] {
         precondition(count >= 0)
         var out = [UInt8](repeating: 0, count: count)
         guard count > 0 else { return out }
-        let ok = out.withUnsafeMutableBufferPointer { RAND_bytes($0.baseAddress, Int32(clamping: count)) == 1 }
-        // Without a working CSPRNG every nonce and salt would be guessable: stop.
-        precondition(ok, "RAND_bytes failed")
+        out.withUnsafeMutableBytes { RandomPool.shared.fill($0) }
         return out
+    }
+
+    private final class RandomPool: @unchecked Sendable {
+        static let shared = RandomPool()
+        private var mutex = pthread_mutex_t()
+        private let capacity = 4096
+        private let buffer: UnsafeMutableRawBufferPointer
+        private var used: Int
+
+        private init() {
+            pthread_mutex_init(&mutex, nil)
+            buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 16)
+            used = capacity
+        }
+
+        func fill(_ target: UnsafeMutableRawBufferPointer) {
+            guard target.count <= capacity / 4 else {
+                // Large draws (never on a hot path) go straight to OpenSSL.
+                precondition(RAND_bytes(target.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                                        Int32(clamping: target.count)) == 1, "RAND_bytes failed")
+                return
+            }
+            pthread_mutex_lock(&mutex)
+            defer { pthread_mutex_unlock(&mutex) }
+            if capacity - used < target.count {
+                // Without a working CSPRNG every nonce and salt would be guessable: stop.
+                precondition(RAND_bytes(buffer.baseAddress!.assumingMemoryBound(to: UInt8.self), Int32(capacity)) == 1,
+                             "RAND_bytes failed")
+                used = 0
+            }
+            target.copyMemory(from: UnsafeRawBufferPointer(rebasing: buffer[used..<(used + target.count)]))
+            // Handed out bytes are not kept around.
+            memset(buffer.baseAddress! + used, 0, target.count)
+            used += target.count
+        }
     }
 
     /// Compares two byte strings in time that depends only on their lengths.

@@ -21,17 +21,27 @@ public struct SCRAMSecret: Sendable, Hashable {
     /// Parses PostgreSQL's text form; nil unless every part is well formed
     /// (positive iteration count, non-empty salt, 32-byte keys).
     public static func parse(_ text: String) -> SCRAMSecret? {
-        guard text.hasPrefix(prefix) else { return nil }
-        let body = text.utf8.dropFirst(prefix.utf8.count)
-        let halves = body.split(separator: UInt8(ascii: "$"), omittingEmptySubsequences: false)
-        guard halves.count == 2 else { return nil }
-        let parameters = halves[0].split(separator: UInt8(ascii: ":"), omittingEmptySubsequences: false)
-        let keys = halves[1].split(separator: UInt8(ascii: ":"), omittingEmptySubsequences: false)
-        guard parameters.count == 2, keys.count == 2,
-              let iterations = SCRAMSecret.parsePositiveInt(parameters[0]),
-              let salt = Crypto.base64Decode(bytes: parameters[1]), !salt.isEmpty,
-              let storedKey = Crypto.base64Decode(bytes: keys[0]), storedKey.count == Crypto.sha256Length,
-              let serverKey = Crypto.base64Decode(bytes: keys[1]), serverKey.count == Crypto.sha256Length
+        var text = text
+        return text.withUTF8 { parse(bytes: $0) } // contiguous bytes: no generic String walking
+    }
+
+    private static let prefixBytes = Array(prefix.utf8)
+
+    private static func parse(bytes: UnsafeBufferPointer<UInt8>) -> SCRAMSecret? {
+        guard bytes.count > prefixBytes.count, bytes.starts(with: prefixBytes) else { return nil }
+        let body = bytes[prefixBytes.count...]
+        guard let dollar = body.firstIndex(of: UInt8(ascii: "$")) else { return nil }
+        let parameters = body[..<dollar]
+        let keys = body[(dollar + 1)...]
+        guard !keys.contains(UInt8(ascii: "$")),
+              let colon1 = parameters.firstIndex(of: UInt8(ascii: ":")),
+              let colon2 = keys.firstIndex(of: UInt8(ascii: ":")),
+              !parameters[(colon1 + 1)...].contains(UInt8(ascii: ":")),
+              !keys[(colon2 + 1)...].contains(UInt8(ascii: ":")),
+              let iterations = SCRAMSecret.parsePositiveInt(parameters[..<colon1]),
+              let salt = Crypto.base64Decode(bytes: parameters[(colon1 + 1)...]), !salt.isEmpty,
+              let storedKey = Crypto.base64Decode(bytes: keys[..<colon2]), storedKey.count == Crypto.sha256Length,
+              let serverKey = Crypto.base64Decode(bytes: keys[(colon2 + 1)...]), serverKey.count == Crypto.sha256Length
         else { return nil }
         return SCRAMSecret(iterations: iterations, salt: salt, storedKey: storedKey, serverKey: serverKey)
     }
