@@ -212,7 +212,11 @@ public enum Crypto {
 
     /// `base64Decode` over ASCII bytes.
     public static func base64Decode(bytes: some Collection<UInt8>) -> [UInt8]? {
-        let input = Array(bytes)
+        if let result = bytes.withContiguousStorageIfAvailable({ base64Decode(buffer: $0) }) { return result }
+        return Array(bytes).withUnsafeBufferPointer { base64Decode(buffer: $0) }
+    }
+
+    private static func base64Decode(buffer input: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
         guard input.count % 4 == 0 else { return nil }
         if input.isEmpty { return [] }
         let equals = UInt8(ascii: "=")
@@ -220,23 +224,30 @@ public enum Crypto {
         if input[input.count - 1] == equals { padding += 1 }
         if input[input.count - 2] == equals { padding += 1 }
         if padding == 1 && input[input.count - 2] == equals { return nil }
-        var out = [UInt8]()
-        out.reserveCapacity(input.count / 4 * 3)
         let dataCount = input.count - padding
-        var accumulator: UInt32 = 0
-        var bits = 0
-        for index in 0..<dataCount {
-            let value = base64DecodeTable[Int(input[index])]
-            if value == 0xff { return nil }
-            accumulator = accumulator << 6 | UInt32(value)
-            bits += 6
-            if bits >= 8 {
-                bits -= 8
-                out.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
-                accumulator &= (1 << UInt32(bits)) - 1
+        let outCount = dataCount * 6 / 8
+        var valid = true
+        let out = base64DecodeTable.withUnsafeBufferPointer { table in
+            [UInt8](unsafeUninitializedCapacity: outCount) { out, initialized in
+                var accumulator: UInt32 = 0
+                var bits = 0
+                var written = 0
+                for index in 0..<dataCount {
+                    let value = table[Int(input[index])]
+                    if value == 0xff { valid = false; break }
+                    accumulator = accumulator << 6 | UInt32(value)
+                    bits += 6
+                    if bits >= 8 {
+                        bits -= 8
+                        if written < outCount { out[written] = UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)) }
+                        written += 1
+                        accumulator &= (1 << UInt32(bits)) - 1
+                    }
+                }
+                initialized = valid ? min(written, outCount) : 0
             }
         }
-        return out
+        return valid ? out : nil
     }
 
     // MARK: - Helpers
