@@ -1,0 +1,192 @@
+import Glibc
+import PoolerConfig
+import PoolerCore
+import PoolerIO
+import PoolerWire
+
+/// A logged-in client's traffic: frames forwarded to the linked server (asking the
+/// pool for one when needed), release at the end of each transaction, backpressure.
+extension ClientConnection {
+    // MARK: traffic
+
+    var maxPacketSize: Int { pooler.settings.maxPacketSize }
+
+    /// Forwards complete frames (and big frames piecewise) to the linked server,
+    /// asking the pool for one first when needed.
+    func forwardToServer() {
+        // Frames passed on unchanged go out as one run from `input` (see BorrowedRun);
+        // whatever the pooler adds for the server flushes the run first.
+        var run = BorrowedRun()
+        defer { if !closed, let server { run.flush(to: server) } }
+        loop: while !input.isEmpty && !closed {
+            let bytes = input.readable
+            if passthroughRemaining > 0 {
+                let take = min(passthroughRemaining, bytes.count)
+                // Without a server this is stray copy data being discarded.
+                if let server {
+                    run.add(UnsafeRawBufferPointer(rebasing: bytes[0..<take]), peer: server)
+                    server.pool.stats.bytesReceived += UInt64(take)
+                }
+                input.consume(take)
+                passthroughRemaining -= take
+                if passthroughRemaining == 0 && releaseAfterPassthrough, let server {
+                    run.send(to: server)
+                    server.flush()
+                    serverFinishedTransaction(server)
+                    return
+                }
+                continue
+            }
+            switch FrameScanner.scan(bytes, from: 0, maxPacketSize: maxPacketSize) {
+            case .invalidLength(_, let length):
+                fail(message: "bad packet header: length \(length)", code: SQLState.protocolViolation)
+                return
+            case .incomplete(let header):
+                guard let header, !inspected(header.type) else { break loop }
+                if header.type == FrontendMessageID.query && pooler.settings.disablePqexec {
+                    failPQexec()
+                    return
+                }
+                guard let server else {
+                    guard TransactionTracker.isCopyStream(header.type) else { break loop }
+                    passthroughRemaining = header.end - bytes.count
+                    input.consume(bytes.count)
+                    continue
+                }
+                server.clientWillSend()
+                guard server.tracker.clientSent(header.type) == .forward else {
+                    failInvalidMessage(header.type)
+                    return
+                }
+                // Large frames we need not understand stream through as they arrive.
+                expectResponse(to: header.type, on: server)
+                run.add(bytes, peer: server)
+                server.pool.stats.bytesReceived += UInt64(bytes.count)
+                passthroughRemaining = header.end - bytes.count
+                input.consume(bytes.count)
+            case .frame(let frame):
+                if frame.type == FrontendMessageID.query && pooler.settings.disablePqexec {
+                    failPQexec()
+                    return
+                }
+                guard let server else {
+                    if frame.type == FrontendMessageID.parse, answerPrepareLocally(frame, in: bytes) { continue }
+                    switch TransactionTracker.effect(of: frame.type) {
+                    case .forward where TransactionTracker.isCopyStream(frame.type):
+                        // Copy data after the server ended the COPY (it failed): the
+                        // server would ignore it, so it needs no server at all.
+                        input.consume(frame.end)
+                        continue
+                    case .forward:
+                        acquireServer()
+                    case .terminate:
+                        close(reason: "client close request")
+                    case .invalid:
+                        failInvalidMessage(frame.type)
+                    }
+                    return
+                }
+                server.clientWillSend()
+                switch server.tracker.clientSent(frame.type) {
+                case .forward:
+                    break
+                case .terminate:
+                    input.consume(frame.end)
+                    close(reason: "client close request")
+                    return
+                case .invalid:
+                    failInvalidMessage(frame.type)
+                    return
+                }
+                let frameBytes = UnsafeRawBufferPointer(rebasing: bytes[0..<frame.end])
+                let payload = UnsafeRawBufferPointer(rebasing: bytes[frame.payloadStart..<frame.end])
+                if tracksPreparedStatements && inspected(frame.type) { run.flush(to: server) }
+                if !forwardExtended(frame.type, frame: frameBytes, payload: payload, to: server) {
+                    expectResponse(to: frame.type, on: server)
+                    if frame.type == FrontendMessageID.query { noteSessionCommands(in: payload, on: server) }
+                    run.add(frameBytes, peer: server)
+                    server.pool.stats.bytesReceived += UInt64(frameBytes.count)
+                }
+                input.consume(frame.end)
+            }
+        }
+        if !output.isEmpty { flush() }
+        if let server {
+            run.send(to: server)
+            server.flush()
+            let paused = server.bufferedOutput > pooler.backpressureLimit
+            if paused == wantsRead {
+                wantsRead = !paused
+                if paused { server.peerPausedForBackpressure = true }
+                updateInterest()
+            }
+        }
+    }
+
+    /// Frames that must arrive whole before anything is done with them: Terminate, and
+    /// the extended-protocol messages that name prepared statements when the pooler
+    /// tracks them.
+    func inspected(_ type: UInt8) -> Bool {
+        switch type {
+        case FrontendMessageID.terminate: return true
+        case FrontendMessageID.parse, FrontendMessageID.bind, FrontendMessageID.describe, FrontendMessageID.close:
+            return tracksPreparedStatements
+        default: return false
+        }
+    }
+
+    func acquireServer() {
+        guard let pool else { return }
+        state = .waiting
+        requestTime = pooler.loop.now
+        wantsRead = false
+        pool.requestServer(for: self)
+        // Stop reading only if it really waits: a server handed over at once would mean
+        // two epoll_ctl calls for nothing.
+        if state == .waiting { updateInterest() }
+    }
+
+    func linked(to server: ServerConnection) {
+        self.server = server
+        sentWaitNotice = false
+        state = .active
+        wantsRead = true
+        updateInterest()
+        processInput()
+    }
+
+    /// The server answered the last request and is clean: hand it back, unless a
+    /// client frame is still half forwarded (e.g. CopyData after a failed COPY): the
+    /// rest of it must reach this server, so the release waits for its end.
+    func serverFinishedTransaction(_ server: ServerConnection) {
+        guard self.server === server else { return }
+        if passthroughRemaining > 0 {
+            releaseAfterPassthrough = true
+            return
+        }
+        releaseAfterPassthrough = false
+        self.server = nil
+        state = .idle
+        pool?.serverReleased(server)
+        input.releaseIfEmpty()
+        if !input.isEmpty { processInput() }
+    }
+
+    /// The server took what we forwarded: read the client again.
+    func resumeReading() {
+        if !wantsRead && state == .active {
+            wantsRead = true
+            updateInterest()
+            if !input.isEmpty { processInput() }
+        }
+    }
+
+    func statementModeViolation() {
+        fail(message: "transaction blocks not allowed in statement pooling mode", code: SQLState.featureNotSupported,
+             detachServer: true)
+    }
+
+    func serverFailed(message: String) {
+        fail(message: message, code: SQLState.connectionFailure, detachServer: true)
+    }
+}

@@ -1,0 +1,387 @@
+import Glibc
+import PoolerConfig
+import PoolerCore
+import PoolerIO
+import PoolerWire
+
+/// A client's way in: the startup packet (SSLRequest, direct TLS, cancel requests),
+/// authentication by every auth_type, and the welcome (ParameterStatus, BackendKeyData).
+extension ClientConnection {
+    // MARK: startup
+
+    func processStartup() {
+        if tls == nil, TLSSession.looksLikeTLSClientHello(input.readable) {
+            startDirectTLS()
+            return
+        }
+        switch StartupScanner.scan(input.readable) {
+        case .incomplete:
+            return
+        case .invalidLength(let length):
+            fail(message: "bad startup packet length: \(length)", code: SQLState.protocolViolation)
+        case .packet(let length):
+            let packet: StartupPacket
+            do {
+                packet = try StartupPacket.decode(UnsafeRawBufferPointer(rebasing: input.readable[0..<length]))
+            } catch {
+                fail(message: "bad startup packet", code: SQLState.protocolViolation)
+                return
+            }
+            input.consume(length)
+            handleStartup(packet)
+        }
+    }
+
+    /// PostgreSQL 17's `sslnegotiation=direct`: the connection starts with a TLS
+    /// ClientHello; the handshake must agree on ALPN "postgresql".
+    func startDirectTLS() {
+        guard let context = pooler.tlsSetup.clients, !isUnixSocket else {
+            close(reason: "TLS ClientHello without TLS configured")
+            return
+        }
+        directTLS = true
+        do {
+            let session = try TLSSession(context: context, isServer: true)
+            let hello = input.readable
+            startTLS(session, initialCiphertext: hello)
+            input.consume(hello.count)
+        } catch {
+            close(reason: "TLS: \(error)")
+        }
+    }
+
+    func handleStartup(_ packet: StartupPacket) {
+        switch packet {
+        case .sslRequest:
+            guard tls == nil, let context = pooler.tlsSetup.clients, !isUnixSocket else {
+                // 'N' lets the client continue in plain text (or give up).
+                output.append([UInt8(ascii: "N")])
+                flush()
+                return
+            }
+            // Bytes sent after SSLRequest but before the handshake would be trusted
+            // plaintext injected ahead of TLS (CVE-2021-23214): refuse them.
+            guard input.isEmpty else {
+                fail(message: "received unencrypted data after SSL request", code: SQLState.protocolViolation)
+                return
+            }
+            output.append([UInt8(ascii: "S")])
+            flush()
+            do {
+                startTLS(try TLSSession(context: context, isServer: true))
+            } catch {
+                close(reason: "TLS: \(error)")
+            }
+        case .gssEncRequest:
+            output.append([UInt8(ascii: "N")])
+            flush()
+        case .cancel(let pid, let key):
+            pooler.forwardCancel(processID: pid, secretKey: key)
+            close(reason: "cancel request")
+        case .unsupportedProtocol(let code):
+            fail(message: "unsupported protocol version: \(code >> 16).\(code & 0xFFFF)", code: SQLState.protocolViolation)
+        case .startup(let parameters):
+            startLogin(parameters)
+        }
+    }
+
+    func startLogin(_ parameters: [(String, String)]) {
+        let settings = pooler.settings
+        // First, as PgBouncer: a replication client's options go to its server unparsed.
+        for (key, value) in parameters where key == "replication" {
+            guard let mode = ReplicationMode(startupValue: value) else {
+                fail(message: "invalid value for parameter \"replication\": \"\(value)\"", code: SQLState.invalidParameterValue)
+                return
+            }
+            replication = mode
+        }
+        for (key, value) in parameters {
+            switch key.lowercased() {
+            case "user": user = value
+            case "database": databaseName = value
+            case "application_name": applicationName = value
+            case "replication": break
+            case "client_encoding", "datestyle", "timezone", "standard_conforming_strings", "intervalstyle":
+                startupParameters.append((key, value))
+            case "options" where replication != .none:
+                replicationOptions = value
+            case "options":
+                guard let options = StartupOptions.parse(value) else {
+                    fail(message: "unsupported options startup parameter: only '-c key=value' is supported",
+                         code: SQLState.protocolViolation)
+                    return
+                }
+                startupParameters.append(contentsOf: options)
+            default:
+                if !settings.ignoreStartupParameters.contains(where: { $0.lowercased() == key.lowercased() }) {
+                    fail(message: "unsupported startup parameter: \(key)", code: SQLState.protocolViolation)
+                    return
+                }
+            }
+        }
+        if user.isEmpty {
+            fail(message: "no username supplied", code: SQLState.protocolViolation)
+            return
+        }
+        if databaseName.isEmpty { databaseName = user }
+        let isAdminDatabase = databaseName == "pgbouncer"
+        if isAdminDatabase && replication != .none {
+            fail(message: "replication connections are not supported by the admin console", code: SQLState.protocolViolation)
+            return
+        }
+        if isAdminDatabase {
+            countedAsAdmin = true
+            pooler.adminClientCount += 1
+        }
+        if settings.logConnections {
+            pooler.log.info("\(logPrefix) login attempt: db=\(databaseName) user=\(user) tls=\(tls == nil ? "no" : tlsDescription) replication=\(replication.logValue)")
+        }
+        if isAdminDatabase && user == "pgbouncer" && isUnixSocket && Syscall.peerUID(fd) == getuid() {
+            // As PgBouncer: the OS user running the pooler, over the unix socket, is the
+            // admin "pgbouncer" without a password, whatever auth_type and admin_users say.
+            peerAdmin = true
+            authenticated()
+            return
+        }
+        if !isAdminDatabase {
+            if pooler.clientCount(excludingAdmin: true) > settings.maxClientConn {
+                fail(message: "no more connections allowed (max_client_conn)", code: SQLState.tooManyConnections)
+                return
+            }
+            if !pooler.acceptingClients {
+                fail(message: "pooler is shutting down", code: SQLState.adminShutdown)
+                return
+            }
+            guard pooler.config.database(named: databaseName) != nil else {
+                fail(message: "no such database: \(databaseName)", code: SQLState.invalidCatalogName)
+                return
+            }
+            let dbLimit = pooler.config.database(named: databaseName)?.maxDbClientConnections ?? settings.maxDbClientConnections
+            if dbLimit > 0 && pooler.clients.values.filter({ $0.databaseName == databaseName }).count > dbLimit {
+                fail(message: "no more connections allowed (max_db_client_connections)", code: SQLState.tooManyConnections)
+                return
+            }
+            let userLimit = pooler.config.users[user]?.maxUserClientConnections ?? settings.maxUserClientConnections
+            if userLimit > 0 && pooler.clients.values.filter({ $0.user == user && !$0.countedAsAdmin }).count > userLimit {
+                fail(message: "no more connections allowed (max_user_client_connections)", code: SQLState.tooManyConnections)
+                return
+            }
+            if pooler.disabledDatabases.contains(databaseName) {
+                fail(message: "database \"\(databaseName)\" is disabled", code: SQLState.protocolViolation)
+                return
+            }
+        }
+        if tls == nil && !isUnixSocket && ["require", "verify-ca", "verify-full"].contains(settings.clientTLSSSLMode) {
+            fail(message: "SSL required", code: SQLState.protocolViolation)
+            return
+        }
+        var method = settings.authType
+        if method == .hba {
+            guard let resolved = hbaMethod() else { return }
+            method = resolved
+        }
+        if method == .cert && !isUnixSocket {
+            // auth_type = cert: a verified client certificate whose CN is the user name.
+            guard let tls, tls.hasPeerCertificate, tls.peerCertificateVerified else {
+                pooler.log.warning("\(logPrefix) TLS client certificate required")
+                fail(message: "certificate authentication failed", code: SQLState.invalidAuthorizationSpecification)
+                return
+            }
+            guard tls.peerCertificateCommonName == user else {
+                pooler.log.warning("\(logPrefix) TLS certificate name mismatch")
+                fail(message: "certificate authentication failed", code: SQLState.invalidAuthorizationSpecification)
+                return
+            }
+            handleAuth(.accept(final: nil))
+            return
+        }
+        let needsSecret = method != .trust && method != .any
+        if needsSecret, !isAdminDatabase, pooler.secret(for: user) == nil, pooler.authUser(for: databaseName) != nil {
+            // auth_query: the secret comes from PostgreSQL (cached), then login goes on.
+            if let cached = pooler.cachedAuthSecret(user: user, database: databaseName) {
+                beginAuthentication(method, secret: cached)
+            } else {
+                pendingMethod = method
+                state = .authLookup
+                pooler.lookUpSecret(user: user, database: databaseName, for: self)
+            }
+            return
+        }
+        beginAuthentication(method, secret: pooler.secret(for: user))
+    }
+
+    func beginAuthentication(_ method: AuthType, secret: String?) {
+        lookedUpSecret = pooler.secret(for: user) == nil ? secret : nil
+        var machine = ClientAuthStateMachine(user: user, authType: method == .cert ? .scramSHA256 : method,
+                                             secret: secret, channelBinding: tls?.serverEndPointChannelBinding)
+        let action = machine.start()
+        auth = AuthBox(machine)
+        state = .auth
+        handleAuth(action)
+    }
+
+    /// The auth_query lookup answered (nil: unknown user or lookup failed — both end as a
+    /// wrong password would, so nobody learns which users exist).
+    func secretLookedUp(_ secret: String?) {
+        guard state == .authLookup, !closed else { return }
+        beginAuthentication(pendingMethod, secret: secret)
+        flush()
+        if !input.isEmpty { processInput() }
+    }
+
+    /// auth_type = hba: the first auth_hba_file rule matching this connection decides.
+    /// nil when the connection was refused (the client has been told).
+    func hbaMethod() -> AuthType? {
+        let connection = HBAConnection(isUnixSocket: isUnixSocket, address: isUnixSocket ? nil : remote.addressBytes,
+                                       isTLS: tls != nil, database: databaseName, user: user,
+                                       isReplication: replication == .physical)
+        guard let rule = pooler.hba?.matchingRule(connection: connection) else {
+            fail(message: "no authentication method is found", code: SQLState.invalidAuthorizationSpecification)
+            return nil
+        }
+        pooler.log.debug("\(logPrefix) HBA line \(rule.lineNumber) is matched")
+        switch rule.method {
+        case .trust: return .trust
+        case .md5: return .md5
+        case .password: return .plain
+        case .scramSHA256: return .scramSHA256
+        case .cert: return .cert
+        case .peer:
+            // The connecting OS user (SO_PEERCRED) must be the user logging in.
+            guard isUnixSocket, let uid = Syscall.peerUID(fd), let entry = getpwuid(uid),
+                  String(cString: entry.pointee.pw_name) == user else {
+                fail(message: "peer authentication failed for user \"\(user)\"", code: SQLState.invalidAuthorizationSpecification)
+                return nil
+            }
+            return .trust
+        case .reject:
+            fail(message: "login rejected", code: SQLState.invalidAuthorizationSpecification)
+            return nil
+        case .ldap:
+            fail(message: "ldap is not supported by this build", code: SQLState.featureNotSupported)
+            return nil
+        }
+    }
+
+    // MARK: authentication
+
+    func processAuth() {
+        switch FrameScanner.scan(input.readable, from: 0, maxPacketSize: 10_000) {
+        case .incomplete:
+            return
+        case .invalidLength(_, let length):
+            fail(message: "bad packet length: \(length)", code: SQLState.protocolViolation)
+        case .frame(let frame):
+            guard frame.type == FrontendMessageID.password, let box = auth else {
+                fail(message: "expected password response, got message type '\(Character(Unicode.Scalar(frame.type)))'",
+                     code: SQLState.protocolViolation)
+                return
+            }
+            let action = box.machine.received(UnsafeRawBufferPointer(rebasing: input.readable[frame.payloadStart..<frame.end]))
+            input.consume(frame.end)
+            handleAuth(action)
+        }
+    }
+
+    func handleAuth(_ action: ClientAuthStateMachine.Action) {
+        switch action {
+        case .send(let bytes):
+            output.append(bytes)
+            flush()
+        case .fail(let message, let code):
+            fail(message: message, code: code)
+        case .accept(let final):
+            if let final { output.append(final) }
+            authenticated()
+        }
+    }
+
+    func authenticated() {
+        var writer = MessageWriter()
+        writer.authentication(AuthenticationCode.ok)
+        output.append(writer.bytes)
+        let keys = auth?.machine.recoveredKeys
+        auth = nil
+        if databaseName == "pgbouncer" {
+            let settings = pooler.settings
+            isAdminUser = peerAdmin || settings.adminUsers.contains(user)
+            guard isAdminUser || settings.statsUsers.contains(user) else {
+                fail(message: "not allowed", code: SQLState.insufficientPrivilege)
+                return
+            }
+            state = .admin
+            sendWelcome(pooler.adminWelcomeParameters)
+            return
+        }
+        guard let pool = pooler.pool(database: databaseName, clientUser: user, scramKeys: keys,
+                                     lookedUpSecret: lookedUpSecret) else {
+            fail(message: "no such database: \(databaseName)", code: SQLState.invalidCatalogName)
+            return
+        }
+        self.pool = pool
+        state = .welcomeWait
+        if replication != .none {
+            pool.stats.clientLoginCount += 1
+            pool.requestReplicationServer(for: self)
+            return
+        }
+        pool.welcomeClient(self)
+    }
+
+    /// Login is complete: parameters, our own cancel key, ReadyForQuery. The client's
+    /// own startup values win over the server's; servers are aligned to them on link.
+    func sendWelcome(_ parameters: [(String, String)]) {
+        guard !closed else { return }
+        var writer = MessageWriter()
+        if let shared = pool?.welcomeSettings {
+            settings = shared
+        } else {
+            for (name, value) in parameters { settings.reported(name: name, value: value) }
+        }
+        for (name, value) in startupParameters {
+            if settings.tracked.contains(name.lowercased()) {
+                settings.requested(name: name, value: value)
+            } else {
+                // Any other `-c` setting is replayed on each server like a client SET.
+                settings.apply(.setConfig(name: name.lowercased(), value: value))
+            }
+        }
+        var appName = applicationName
+        if pooler.settings.applicationNameAddHost && !isAdmin {
+            appName += " - \(isUnixSocket ? "unix" : remote.host):\(remote.port)"
+        }
+        if !appName.isEmpty { settings.requested(name: "application_name", value: appName) }
+        // Clients that asked for the same values (one application_name, say) share one
+        // storage: an idle client should cost a few hundred bytes.
+        if let pool { settings = pool.intern(settings) }
+        if let pool, !isAdmin, replication == .none {
+            // The same ParameterStatus block for every client with these settings.
+            output.append(pool.parameterStatusBlock(for: settings, parameters: parameters))
+        } else {
+            output.append(Self.parameterStatusBytes(parameters, settings: settings, ownValues: !isAdmin))
+        }
+        writer.backendKeyData(processID: cancelKey.processID, secretKey: cancelKey.secretKey)
+        writer.readyForQuery(.idle)
+        output.append(writer.bytes)
+        if state == .welcomeWait { state = .idle }
+        requestTime = pooler.loop.now
+        flush()
+        // An idle client should cost a few hundred bytes: no buffers until it speaks.
+        if input.isEmpty { input.releaseIfEmpty() } else { processInput() }
+    }
+
+    /// ParameterStatus messages for `parameters`, with the client's own value where its
+    /// settings have one (`ownValues`).
+    static func parameterStatusBytes(_ parameters: [(String, String)], settings: SessionSettings,
+                                     ownValues: Bool) -> [UInt8] {
+        var writer = MessageWriter()
+        for (name, value) in parameters {
+            if ownValues, case .reported(let own)? = settings[name] {
+                writer.parameterStatus(name: name, value: own)
+            } else {
+                writer.parameterStatus(name: name, value: value)
+            }
+        }
+        return writer.bytes
+    }
+}
