@@ -34,13 +34,8 @@ extension ServerConnection {
             case .frame(let frame):
                 let type = frame.type
                 let hidden = responses.inHiddenQuery
-                var replacement: [UInt8]?
-                let forward: Bool
-                switch responses.serverSent(type) {
-                case .forward: forward = true
-                case .drop: forward = false
-                case .replace: forward = false; replacement = responses.replacement
-                }
+                let disposition = responses.serverSent(type)
+                let forward = disposition == .forward
                 switch type {
                 case BackendMessageID.readyForQuery:
                     let status = TransactionStatus(rawValue: bytes[frame.payloadStart]) ?? .failed
@@ -76,9 +71,9 @@ extension ServerConnection {
                         }
                     }
                     if forward { run.add(UnsafeRawBufferPointer(rebasing: bytes[0..<frame.end]), peer: client) }
-                    if let replacement {
+                    if disposition == .replace {
                         run.flush(to: client)
-                        client.output.append(replacement)
+                        client.output.append(responses.replacement)
                     }
                     input.consume(frame.end)
                 }
