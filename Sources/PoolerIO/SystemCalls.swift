@@ -43,6 +43,19 @@ public enum Syscall {
         try check("send") { Glibc.send(fd, buffer, count, Int32(MSG_NOSIGNAL)) }
     }
 
+    /// Gathering send of two pieces in one syscall (`sendmsg`, MSG_NOSIGNAL): bytes queued
+    /// first, then bytes still in a peer's read buffer. nil when the socket is full.
+    public static func send(_ fd: Int32, _ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) throws(SystemError) -> Int? {
+        var vectors = (iovec(iov_base: UnsafeMutableRawPointer(mutating: first.baseAddress), iov_len: first.count),
+                       iovec(iov_base: UnsafeMutableRawPointer(mutating: second.baseAddress), iov_len: second.count))
+        return try withUnsafeMutableBytes(of: &vectors) { raw throws(SystemError) -> Int? in
+            var message = msghdr()
+            message.msg_iov = raw.baseAddress!.assumingMemoryBound(to: iovec.self)
+            message.msg_iovlen = 2
+            return try check("sendmsg") { Glibc.sendmsg(fd, &message, Int32(MSG_NOSIGNAL)) }
+        }
+    }
+
     public static func accept(_ fd: Int32, address: UnsafeMutablePointer<sockaddr_storage>) throws(SystemError) -> Int32? {
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let result = try check("accept4") {

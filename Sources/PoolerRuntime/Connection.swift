@@ -255,9 +255,20 @@ class Connection: EventHandler {
     /// take is buffered. A send error is left for the `flush` that follows to report.
     func sendBorrowed(_ bytes: UnsafeRawBufferPointer) {
         var rest = bytes
-        if output.isEmpty && tlsLink == nil && !closed {
-            if let sent = try? Syscall.send(fd, bytes.baseAddress!, bytes.count) {
-                rest = UnsafeRawBufferPointer(rebasing: bytes[sent...])
+        if tlsLink == nil && !closed {
+            if output.isEmpty {
+                if let sent = try? Syscall.send(fd, bytes.baseAddress!, bytes.count) {
+                    rest = UnsafeRawBufferPointer(rebasing: bytes[sent...])
+                }
+            } else {
+                // Queued bytes first, then these, in one gathering send: what the socket
+                // takes of them needs no copy.
+                let queued = output.readable
+                if let sent = try? Syscall.send(fd, queued, bytes) {
+                    let fromQueue = min(sent, queued.count)
+                    output.consume(fromQueue)
+                    rest = UnsafeRawBufferPointer(rebasing: bytes[(sent - fromQueue)...])
+                }
             }
         }
         if !rest.isEmpty { output.append(rest) }
