@@ -230,6 +230,7 @@ final class ClientConnection: Connection {
             pool.cancelWait(self)
             if let pending = replicationServer {
                 replicationServer = nil
+                pending.replicationClient = nil
                 pending.terminate(reason: "replication client disconnected")
             }
             if let server {
