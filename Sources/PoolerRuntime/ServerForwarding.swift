@@ -34,6 +34,14 @@ extension ServerConnection {
             case .frame(let frame):
                 let type = frame.type
                 let hidden = responses.inHiddenQuery
+                if type == BackendMessageID.dataRow && !hidden {
+                    // The bulk of a result set: it changes no expectation, so it skips the
+                    // response queue (serverSent would answer .forward and change nothing).
+                    run.add(UnsafeRawBufferPointer(rebasing: bytes[0..<frame.end]), peer: client)
+                    input.consume(frame.end)
+                    pool.stats.bytesSent += UInt64(frame.end)
+                    continue
+                }
                 let disposition = responses.serverSent(type)
                 let forward = disposition == .forward
                 switch type {
