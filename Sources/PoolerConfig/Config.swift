@@ -17,9 +17,9 @@ public struct Config: Equatable, Sendable {
     /// the working directory, as in PgBouncer.
     public static func load(path: String) throws(ConfigError) -> Config {
         var config = try parse(text: FileReading.read(path), fileName: path)
-        if config.settings.unsupportedValues["conffile"] == nil {
-            config.settings.unsupportedValues["conffile"] = path
-        }
+        // As PgBouncer: conffile shows the file in use unless the file names another,
+        // which the next RELOAD then reads.
+        if config.settings.conffile.isEmpty { config.settings.conffile = path }
         return config
     }
 

@@ -28,7 +28,7 @@ public enum ConfigKeys {
         K("unix_socket_dir", .string, "/tmp", .string(\.unixSocketDir), reloadable: false,
           help: "Directory of the Unix socket (for listening and for server connections). Empty disables Unix sockets."),
         K("unix_socket_mode", .int, "0777", .int(\.unixSocketMode), reloadable: false, help: "File system mode of the Unix socket (octal with a leading 0)."),
-        K("unix_socket_group", .string, "", reloadable: false, help: "Group name of the Unix socket."),
+        K("unix_socket_group", .string, "", .string(\.unixSocketGroup), reloadable: false, help: "Group name of the Unix socket."),
         K("user", .string, "", .string(\.user), reloadable: false, help: "Unix user to switch to after startup (when started as root)."),
         K("pool_mode", .enumeration(PoolMode.allCases.map(\.rawValue)), "session", .poolMode(\.poolMode),
           help: "When a server connection can be reused by other clients: session (after the client disconnects), transaction (after the transaction ends) or statement (after each query)."),
@@ -55,13 +55,13 @@ public enum ConfigKeys {
           help: "Reject the simple query protocol; only the extended protocol is allowed."),
         K("application_name_add_host", .bool, "0", .bool(\.applicationNameAddHost),
           help: "Append the client's address and port to application_name at connection start."),
-        K("conffile", .string, "", help: "Location of the current configuration file; RELOAD reads this file."),
-        K("service_name", .string, "", reloadable: false, help: "Windows service name (Windows only)."),
-        K("job_name", .string, "pgbouncer", reloadable: false, help: "Alias for service_name."),
+        K("conffile", .string, "", .string(\.conffile), help: "Location of the current configuration file; RELOAD reads this file."),
+        K("service_name", .string, "", .string(\.serviceName), reloadable: false, help: "Windows service name (Windows only; no effect here, as with PgBouncer on Linux)."),
+        K("job_name", .string, "pgbouncer", .string(\.jobName), reloadable: false, help: "Alias for service_name (Windows only; no effect here)."),
         K("stats_period", .int, "60", .int(\.statsPeriod), help: "How often the averages in SHOW STATS are updated and statistics are logged. [seconds]"),
         K("max_prepared_statements", .int, "200", .int(\.maxPreparedStatements),
           help: "Protocol-level prepared statements kept per server connection in transaction and statement pooling. 0 disables prepared statement support."),
-        K("scram_iterations", .int, "4096", help: "Iterations used when computing SCRAM-SHA-256 secrets."),
+        K("scram_iterations", .int, "4096", .int(\.scramIterations), help: "Iterations used when computing SCRAM-SHA-256 secrets."),
     ].map { $0.inGroup("Generic settings") }
 
     private static let authentication: [ConfigKey] = [
@@ -162,12 +162,12 @@ public enum ConfigKeys {
         K("so_reuseport", .bool, "0", .bool(\.soReuseport), reloadable: false,
           help: "Set SO_REUSEPORT on TCP listening sockets, so several processes can share the port."),
         K("tcp_defer_accept", .bool, "1", help: "Set TCP_DEFER_ACCEPT on listening sockets."),
-        K("tcp_socket_buffer", .int, "0", help: "Socket buffer size. 0 keeps the system default."),
+        K("tcp_socket_buffer", .int, "0", .int(\.tcpSocketBuffer), help: "Socket buffer size. 0 keeps the system default."),
         K("tcp_keepalive", .bool, "1", .bool(\.tcpKeepalive), help: "Turn on TCP keepalive with the system defaults."),
-        K("tcp_keepcnt", .int, "0", help: "TCP_KEEPCNT. 0 keeps the system default."),
-        K("tcp_keepidle", .int, "0", help: "TCP_KEEPIDLE. 0 keeps the system default."),
-        K("tcp_keepintvl", .int, "0", help: "TCP_KEEPINTVL. 0 keeps the system default."),
-        K("tcp_user_timeout", .int, "0", help: "TCP_USER_TIMEOUT in milliseconds. 0 keeps the system default."),
+        K("tcp_keepcnt", .int, "0", .int(\.tcpKeepcnt), help: "TCP_KEEPCNT. 0 keeps the system default."),
+        K("tcp_keepidle", .int, "0", .int(\.tcpKeepidle), help: "TCP_KEEPIDLE. 0 keeps the system default."),
+        K("tcp_keepintvl", .int, "0", .int(\.tcpKeepintvl), help: "TCP_KEEPINTVL. 0 keeps the system default."),
+        K("tcp_user_timeout", .int, "0", .int(\.tcpUserTimeout), help: "TCP_USER_TIMEOUT in milliseconds. 0 keeps the system default."),
     ].map { $0.inGroup("Low-level network settings") }
 
     private static let extensions: [ConfigKey] = [

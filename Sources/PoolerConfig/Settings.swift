@@ -63,6 +63,17 @@ public struct Settings: Equatable, Sendable {
     public var maxPacketSize = 0
     public var soReuseport = false
     public var tcpKeepalive = false
+    public var tcpKeepcnt = 0
+    public var tcpKeepidle = 0
+    public var tcpKeepintvl = 0
+    public var tcpUserTimeout = 0
+    public var tcpSocketBuffer = 0
+    public var unixSocketGroup = ""
+    public var scramIterations = 4096
+    /// The configuration file's path (PgBouncer's read-only `conffile`): set at load.
+    public var conffile = ""
+    public var serviceName = ""
+    public var jobName = "pgbouncer"
     public var listenBacklog = 0
     public var peerID = 0
     public var serverFastClose = false

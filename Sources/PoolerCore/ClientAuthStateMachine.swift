@@ -35,7 +35,12 @@ public struct ClientAuthStateMachine {
     /// is offered (channel binding), as PostgreSQL does.
     private let channelBinding: [UInt8]?
 
-    public init(user: String, authType: AuthType, secret: String?, channelBinding: [UInt8]? = nil) {
+    /// PBKDF2 iterations for a secret made from a plaintext password (scram_iterations).
+    private let scramIterations: Int
+
+    public init(user: String, authType: AuthType, secret: String?, channelBinding: [UInt8]? = nil,
+                scramIterations: Int = SCRAMSecret.defaultIterations) {
+        self.scramIterations = scramIterations
         self.user = user
         self.authType = authType
         self.secret = secret
@@ -77,7 +82,7 @@ public struct ClientAuthStateMachine {
         if let secret, let verifier = SCRAMSecret.parse(secret) {
             exchange = SCRAMServerExchange(secret: verifier)
         } else if let secret, !MD5Password.isMD5Hash(secret) {
-            exchange = SCRAMServerExchange(plaintextPassword: secret)
+            exchange = SCRAMServerExchange(plaintextPassword: secret, iterations: scramIterations)
         } else {
             // Unknown user, or an md5 hash that cannot serve SCRAM: fail at the end.
             exchange = SCRAMServerExchange.mock(user: user)

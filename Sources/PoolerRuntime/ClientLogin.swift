@@ -213,7 +213,8 @@ extension ClientConnection {
     func beginAuthentication(_ method: AuthType, secret: String?) {
         lookedUpSecret = pooler.secret(for: user) == nil ? secret : nil
         var machine = ClientAuthStateMachine(user: user, authType: method == .cert ? .scramSHA256 : method,
-                                             secret: secret, channelBinding: tls?.serverEndPointChannelBinding)
+                                             secret: secret, channelBinding: tls?.serverEndPointChannelBinding,
+                                             scramIterations: pooler.settings.scramIterations)
         let action = machine.start()
         auth = AuthBox(machine)
         state = .auth

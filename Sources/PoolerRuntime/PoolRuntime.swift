@@ -232,7 +232,7 @@ final class PoolRuntime {
         } catch {
             return failed("could not create socket: \(error)")
         }
-        ListenSocket.configureDataSocket(fd, isTCP: address.family != AF_UNIX, keepalive: pooler.settings.tcpKeepalive)
+        ListenSocket.configureDataSocket(fd, isTCP: address.family != AF_UNIX, options: pooler.tcpOptions)
         var parameters: [(String, String)] = [("user", serverUser), ("database", database.dbname ?? key.database)]
         if let v = database.clientEncoding { parameters.append(("client_encoding", v)) }
         if let v = database.datestyle { parameters.append(("datestyle", v)) }

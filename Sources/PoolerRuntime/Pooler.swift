@@ -21,7 +21,17 @@ final class Pooler {
     private(set) var sessionSettingsTemplate: SessionSettings
     /// The [pgbouncer] settings in force: a stored copy, read on every event, so that no
     /// access copies the whole Config.
-    private(set) var settings: Settings
+    private(set) var settings: Settings {
+        didSet { tcpOptions = Self.tcpOptions(settings) }
+    }
+    /// The tcp_* settings as socket options, resolved once per configuration.
+    private(set) var tcpOptions = ListenSocket.TCPOptions()
+
+    static func tcpOptions(_ settings: Settings) -> ListenSocket.TCPOptions {
+        ListenSocket.TCPOptions(keepalive: settings.tcpKeepalive, keepcnt: settings.tcpKeepcnt,
+                                keepidle: settings.tcpKeepidle, keepintvl: settings.tcpKeepintvl,
+                                userTimeout: settings.tcpUserTimeout, socketBuffer: settings.tcpSocketBuffer)
+    }
     let log: Logger
     private(set) var authSecrets: [String: String] = [:]
     private var listeners: [ListenerHandler] = []
@@ -66,6 +76,7 @@ final class Pooler {
     init(config: Config, log: Logger) throws {
         self.config = config
         self.settings = config.settings
+        self.tcpOptions = Self.tcpOptions(config.settings)
         self.sessionSettingsTemplate = SessionSettings(extraTracked: config.settings.trackExtraParameters)
         self.log = log
         self.tlsSetup = try TLSSetup.make(config.settings)
@@ -112,7 +123,8 @@ final class Pooler {
         // The unix socket before TCP: whoever sees the TCP port accept may use either.
         if !settings.unixSocketDir.isEmpty {
             let path = "\(settings.unixSocketDir)/.s.PGSQL.\(settings.listenPort)"
-            let fd = try ListenSocket.unix(path: path, mode: settings.unixSocketMode, backlog: backlog)
+            let fd = try ListenSocket.unix(path: path, mode: settings.unixSocketMode, group: settings.unixSocketGroup,
+                                           backlog: backlog)
             try addListener(fd: fd, isUnix: true, path: path)
             log.info("listening on unix:\(path)")
         }
@@ -191,7 +203,7 @@ final class Pooler {
     }
 
     func accept(fd: Int32, remote: SocketAddress, localPort: Int, isUnix: Bool) {
-        ListenSocket.configureDataSocket(fd, isTCP: !isUnix, keepalive: settings.tcpKeepalive)
+        ListenSocket.configureDataSocket(fd, isTCP: !isUnix, options: tcpOptions)
         let client = ClientConnection(pooler: self, fd: fd, remote: remote, localPort: localPort, isUnixSocket: isUnix)
         do {
             try client.register()
@@ -439,6 +451,8 @@ final class Pooler {
     /// and the running configuration stays as it was. Returns false then.
     @discardableResult
     func reload() -> Bool {
+        // conffile (set in the file or with SET) names the file RELOAD reads.
+        if !settings.conffile.isEmpty { configPath = settings.conffile }
         log.info("reloading config from \(configPath)")
         let fresh: Config
         let tls: TLSSetup

@@ -54,9 +54,11 @@ public struct SCRAMServerExchange: Sendable {
     }
 
     /// For a user whose stored password is plaintext: a secret is made with a
-    /// random salt and PostgreSQL's default 4096 iterations, as PgBouncer does.
-    public init(plaintextPassword: String) {
-        self.init(secret: SCRAMSecret.make(password: plaintextPassword))
+    /// random salt and `iterations` (scram_iterations, 4096 by default), as PgBouncer does.
+    public init(plaintextPassword: String, iterations: Int = SCRAMSecret.defaultIterations) {
+        self.init(secret: SCRAMSecret.make(password: plaintextPassword,
+                                           salt: Crypto.randomBytes(count: SCRAMSecret.defaultSaltLength),
+                                           iterations: max(1, iterations)))
     }
 
     /// Fixed server nonce (the printable text appended to the client's nonce), for tests.
