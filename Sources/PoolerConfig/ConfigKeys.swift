@@ -113,7 +113,7 @@ public enum ConfigKeys {
         K("server_login_retry", .seconds, "15", .seconds(\.serverLoginRetry),
           help: "After a failed server login, wait this long before trying again; clients get an error meanwhile. [seconds]"),
         K("client_login_timeout", .seconds, "60", .seconds(\.clientLoginTimeout), help: "Disconnect clients that have not logged in within this time. [seconds]"),
-        K("autodb_idle_timeout", .seconds, "3600", help: "Free pools of databases created from the \"*\" entry after this idle time. [seconds]"),
+        K("autodb_idle_timeout", .seconds, "3600", .seconds(\.autodbIdleTimeout), help: "Free pools of databases created from the \"*\" entry after this idle time. [seconds]"),
         K("dns_max_ttl", .seconds, "15", .seconds(\.dnsMaxTTL), help: "How long DNS lookups are cached. [seconds]"),
         K("dns_nxdomain_ttl", .seconds, "15", .seconds(\.dnsNXDomainTTL), help: "How long DNS errors and NXDOMAIN answers are cached. [seconds]"),
         K("dns_zone_check_period", .seconds, "0", help: "Period of DNS zone serial checks (c-ares only). 0 disables. [seconds]"),

@@ -227,6 +227,7 @@ final class ClientConnection: Connection {
             pooler.log.info("\(logPrefix) closing because: \(reason) (age=\(Int(age))s)")
         }
         if let pool {
+            pool.clientCount -= 1
             pool.cancelWait(self)
             if let pending = replicationServer {
                 replicationServer = nil

@@ -320,6 +320,7 @@ extension ClientConnection {
             return
         }
         self.pool = pool
+        pool.clientCount += 1
         state = .welcomeWait
         if replication != .none {
             pool.stats.clientLoginCount += 1

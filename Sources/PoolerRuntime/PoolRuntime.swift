@@ -58,10 +58,17 @@ final class PoolRuntime {
     /// Last login failure: (loop time, message, SQLSTATE), for server_login_retry.
     var lastLoginFailure: (time: UInt64, message: String, code: String)?
     var connectQuery: String? { database.connectQuery }
+    /// Created from the "*" entry: freed after autodb_idle_timeout without clients.
+    let isAutoDatabase: Bool
+    /// Logged-in clients of this pool.
+    var clientCount = 0
+    /// Loop time since when an automatic pool has had no clients.
+    var unusedSince: UInt64?
     var mode: PoolMode { state.limits.mode }
 
     init(pooler: Pooler, key: PoolKey, database: DatabaseEntry, serverUser: String,
-         credential: ServerCredential, limits: PoolLimits) {
+         credential: ServerCredential, limits: PoolLimits, isAutoDatabase: Bool = false) {
+        self.isAutoDatabase = isAutoDatabase
         self.pooler = pooler
         self.key = key
         self.database = database

@@ -261,7 +261,8 @@ final class Pooler {
         }
         let limits = poolLimits(database: database, user: serverUser)
         let pool = PoolRuntime(pooler: self, key: key, database: database, serverUser: serverUser,
-                               credential: credential, limits: limits)
+                               credential: credential, limits: limits,
+                               isAutoDatabase: config.databases[name] == nil)
         pools[key] = pool
         poolOrder.append(key)
         return pool
@@ -536,6 +537,7 @@ final class Pooler {
             }
             pool.maintain(now: now)
         }
+        freeUnusedAutoDatabasePools(now: now)
         let period = UInt64(max(settings.statsPeriod, 1)) * 1_000_000
         if now &- lastStatsTime >= period {
             statsPeriodMicroseconds = now &- lastStatsTime
@@ -549,6 +551,31 @@ final class Pooler {
         completePendingAdminReplies()
         resolvedHostsArrived()
         if shutdown != .none { checkShutdownProgress() }
+    }
+
+    /// autodb_idle_timeout: pools made from the "*" entry that have had no client for
+    /// that long are freed, their servers closed (PgBouncer's kill of an auto database).
+    private func freeUnusedAutoDatabasePools(now: UInt64) {
+        let timeout = UInt64(settings.autodbIdleTimeout * 1_000_000)
+        guard timeout > 0 else { return }
+        var freed: [PoolKey] = []
+        for pool in pools.values where pool.isAutoDatabase {
+            guard pool.clientCount == 0, pool.state.waiting.isEmpty else {
+                pool.unusedSince = nil
+                continue
+            }
+            guard let since = pool.unusedSince else {
+                pool.unusedSince = now
+                continue
+            }
+            if now &- since >= timeout { freed.append(pool.key) }
+        }
+        for key in freed {
+            guard let pool = pools.removeValue(forKey: key) else { continue }
+            poolOrder.removeAll { $0 == key }
+            log.info("freeing unused automatic database pool \(key) (autodb_idle_timeout)")
+            for server in Array(pool.servers.values) { server.terminate(reason: "unused automatic database") }
+        }
     }
 
     /// query_timeout, transaction_timeout and idle_transaction_timeout, per user entry or

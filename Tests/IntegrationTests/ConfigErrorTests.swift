@@ -54,7 +54,7 @@ import Testing
     /// Keys PgBouncer documents but this pooler does not act on are accepted,
     /// each with a WARNING naming it, and the pooler serves clients.
     @Test func unimplementedKeysStartWithAWarning() throws {
-        let pooler = try PoolerProcess(settings: ["autodb_idle_timeout = 5", "dns_zone_check_period = 10"])
+        let pooler = try PoolerProcess(settings: ["sbuf_loopcnt = 3", "dns_zone_check_period = 10"])
         defer { pooler.stop() }
         let client = try pooler.connect()
         defer { client.close() }
@@ -62,7 +62,7 @@ import Testing
 
         let text = pooler.logText + "\n" + pooler.outputText
         let warnings = text.split(separator: "\n").filter { $0.contains("WARNING") }
-        for key in ["autodb_idle_timeout", "dns_zone_check_period"] {
+        for key in ["sbuf_loopcnt", "dns_zone_check_period"] {
             #expect(warnings.contains { $0.contains(key) }, "no WARNING naming \(key):\n\(pooler.diagnostics)")
         }
     }
