@@ -155,6 +155,14 @@ public struct ResponseQueue: Sendable {
         return true
     }
 
+    /// True when the oldest expectation is a client's simple Query: until its
+    /// ReadyForQuery, no other message changes the queue or is hidden.
+    @inline(__always)
+    public var inSimpleQuery: Bool {
+        guard head < tail, case .query = slots[head] else { return false }
+        return true
+    }
+
     /// True when a hidden query's responses are being swallowed.
     public var inHiddenQuery: Bool {
         guard head < tail, case .hiddenQuery = slots[head] else { return false }

@@ -81,6 +81,9 @@ final class Pooler {
         self.log = log
         self.tlsSetup = try TLSSetup.make(config.settings)
         self.loop = try EventLoop()
+        // From here on a signal is queued for the loop (even one that arrives before the
+        // loop runs): a SIGHUP during start-up must not kill the process by default action.
+        pooler_install_signal_handlers(loop.wakeDescriptor)
         backpressureLimit = max(config.settings.pktBuf * 16, 64 * 1024)
         lastStatsTime = loop.now
         lastStatsLog = loop.now
@@ -377,7 +380,6 @@ final class Pooler {
     // MARK: running
 
     func run() throws {
-        pooler_install_signal_handlers(loop.wakeDescriptor)
         loop.onWake { [unowned self] in
             self.handleSignals()
             self.resolvedHostsArrived()

@@ -34,9 +34,12 @@ extension ServerConnection {
             case .frame(let frame):
                 let type = frame.type
                 let hidden = responses.inHiddenQuery
-                if type == BackendMessageID.dataRow && !hidden {
-                    // The bulk of a result set: it changes no expectation, so it skips the
-                    // response queue (serverSent would answer .forward and change nothing).
+                if !hidden && (type == BackendMessageID.dataRow
+                               || ((type == BackendMessageID.rowDescription || type == BackendMessageID.commandComplete)
+                                   && responses.inSimpleQuery)) {
+                    // The bulk of a result set changes no expectation, nor does a simple
+                    // query's RowDescription or CommandComplete: they skip the response
+                    // queue (serverSent would answer .forward and change nothing).
                     run.add(UnsafeRawBufferPointer(rebasing: bytes[0..<frame.end]), peer: client)
                     input.consume(frame.end)
                     pool.stats.bytesSent += UInt64(frame.end)

@@ -102,3 +102,24 @@ import PoolerWire
         #expect(q.takeFailedStatements().isEmpty)
     }
 }
+
+@Suite struct ResponseQueueSimpleQueryTests {
+    /// What lets the forwarding loop skip serverSent: with a simple Query first, every
+    /// message but ReadyForQuery forwards and leaves the queue as it was.
+    @Test func simpleQueryMessagesChangeNothingUntilReadyForQuery() {
+        var q = ResponseQueue()
+        q.append(.query)
+        q.append(.sync)
+        #expect(q.inSimpleQuery)
+        for type in [BackendMessageID.rowDescription, BackendMessageID.dataRow, BackendMessageID.commandComplete,
+                     BackendMessageID.noticeResponse, BackendMessageID.errorResponse] {
+            #expect(q.serverSent(type) == .forward)
+            #expect(q.count == 2 && q.inSimpleQuery)
+        }
+        #expect(q.serverSent(BackendMessageID.readyForQuery) == .forward)
+        #expect(!q.inSimpleQuery && q.count == 1)
+        var extended = ResponseQueue()
+        extended.append(.execute)
+        #expect(!extended.inSimpleQuery)
+    }
+}

@@ -57,7 +57,7 @@ final class PoolerProcess: @unchecked Sendable {
             ini.users = users
             ini.apply(settings)
             try writeTextFile(iniPath, ini.render())
-            switch try launch(binary: binary, arguments: arguments, runAs: runAs) {
+            switch try launch(binary: binary, arguments: arguments, runAs: runAs, sharedPort: fixedPort != nil) {
             case .ready:
                 return
             case .portTaken(let why):
@@ -74,7 +74,7 @@ final class PoolerProcess: @unchecked Sendable {
         case portTaken(String)
     }
 
-    private func launch(binary: String, arguments: [String], runAs: String?) throws -> LaunchOutcome {
+    private func launch(binary: String, arguments: [String], runAs: String?, sharedPort: Bool) throws -> LaunchOutcome {
         let argv = TestEnvironment.command([binary] + arguments + [iniPath], asUser: runAs)
         unlink(stderrPath)
         unlink(logPath)
@@ -105,7 +105,9 @@ final class PoolerProcess: @unchecked Sendable {
                     \(ini.render())
                     """)
             }
-            if FreePort.isListening(port: port) { return .ready }
+            // A shared port (so_reuseport) is already listening through the first
+            // instance: this one is ready once it says so itself.
+            if FreePort.isListening(port: port) && (!sharedPort || logText.contains("process up")) { return .ready }
             sleepSeconds(0.01)
         }
         stop()
