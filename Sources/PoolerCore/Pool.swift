@@ -135,11 +135,11 @@ public struct PoolState<Server: AnyObject, Client: AnyObject> {
         _ = removeIdle(server)
     }
 
-    /// Unordered removal: active and logging-in servers have no order.
+    /// Removal by identity. `remove(at:)` moves the tail down without touching reference
+    /// counts (a swap with the last element retains and releases both); the lists are short.
     private static func remove(_ server: Server, from list: inout [Server]) {
-        guard let index = list.firstIndex(where: { $0 === server }) else { return }
-        list.swapAt(index, list.count - 1)
-        list.removeLast()
+        guard !list.isEmpty, let index = list.firstIndex(where: { $0 === server }) else { return }
+        list.remove(at: index)
     }
 
     /// Server connections to open now: enough for the waiting clients not already covered
