@@ -3,10 +3,14 @@ import Glibc
 
 /// Opens listening sockets.
 public enum ListenSocket {
-    public static func tcp(_ address: SocketAddress, backlog: Int32, reusePort: Bool) throws(SystemError) -> Int32 {
+    /// `deferAccept` (tcp_defer_accept): the kernel hands a connection over only once its
+    /// first bytes arrived (the startup packet), or after 45 s, as PgBouncer sets it.
+    public static func tcp(_ address: SocketAddress, backlog: Int32, reusePort: Bool,
+                           deferAccept: Bool = false) throws(SystemError) -> Int32 {
         let fd = try Syscall.socket(domain: address.family, type: Int32(SOCK_STREAM.rawValue))
         do throws(SystemError) {
             try Syscall.setOption(fd, level: SOL_SOCKET, name: SO_REUSEADDR, value: 1)
+            if deferAccept { try Syscall.setOption(fd, level: Int32(IPPROTO_TCP), name: TCP_DEFER_ACCEPT, value: 45) }
             if reusePort { try Syscall.setOption(fd, level: SOL_SOCKET, name: SO_REUSEPORT, value: 1) }
             if address.family == AF_INET6 {
                 try Syscall.setOption(fd, level: Int32(IPPROTO_IPV6), name: IPV6_V6ONLY, value: 1)

@@ -141,7 +141,8 @@ final class Pooler {
                 // Every address the name has (localhost: 127.0.0.1 and ::1), as PgBouncer.
                 var bound: Set<String> = []
                 for address in resolved where bound.insert(address.description).inserted {
-                    let fd = try ListenSocket.tcp(address, backlog: backlog, reusePort: settings.soReuseport)
+                    let fd = try ListenSocket.tcp(address, backlog: backlog, reusePort: settings.soReuseport,
+                                                  deferAccept: settings.tcpDeferAccept)
                     try addListener(fd: fd, isUnix: false, path: nil)
                     log.info("listening on \(address)")
                 }

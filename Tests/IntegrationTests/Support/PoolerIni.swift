@@ -30,6 +30,9 @@ struct PoolerIni {
         ini.set("max_client_conn", "1000")
         ini.set("logfile", runDirectory + "/pooler.log")
         ini.set("pidfile", runDirectory + "/pooler.pid")
+        // Tests open silent sockets on purpose (client_login_timeout, half-open floods):
+        // the kernel must hand them over at once. DeferAcceptTests covers the default.
+        ini.set("tcp_defer_accept", "0")
         return ini
     }
 
