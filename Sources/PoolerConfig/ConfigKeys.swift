@@ -151,7 +151,8 @@ public enum ConfigKeys {
         K("idle_transaction_timeout", .seconds, "0", .seconds(\.idleTransactionTimeout),
           help: "Disconnect clients idle in a transaction longer than this. 0 disables. [seconds]"),
         K("transaction_timeout", .seconds, "0", .seconds(\.transactionTimeout), help: "Disconnect clients in a transaction longer than this. 0 disables. [seconds]"),
-        K("suspend_timeout", .seconds, "10", help: "How long to wait for buffers to flush during SUSPEND or reboot. [seconds]"),
+        K("suspend_timeout", .seconds, "10", .seconds(\.suspendTimeout),
+          help: "How long to wait for buffers to flush during SUSPEND; connections that have not flushed by then are dropped. [seconds]"),
     ].map { $0.inGroup("Dangerous timeouts") }
 
     private static let network: [ConfigKey] = [

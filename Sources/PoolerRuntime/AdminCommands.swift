@@ -19,6 +19,8 @@ struct PendingAdminReply {
     weak var client: ClientConnection?
     let condition: Condition
     let tag: String
+    /// Loop time the command was issued (suspend_timeout).
+    var since: UInt64 = 0
 }
 
 /// The admin commands that change state: PAUSE, RESUME, SUSPEND, KILL, KILL_CLIENT,
@@ -152,7 +154,8 @@ extension AdminService {
         if pooler.holds(condition) {
             writer.commandComplete(tag)
         } else {
-            pooler.pendingAdminReplies.append(PendingAdminReply(client: client, condition: condition, tag: tag))
+            pooler.pendingAdminReplies.append(PendingAdminReply(client: client, condition: condition, tag: tag,
+                                                                since: pooler.loop.now))
             client.awaitingAdminReply = true
         }
     }
@@ -185,9 +188,29 @@ extension Pooler {
         }
     }
 
+    /// suspend_timeout: connections that have not flushed their buffers that long after
+    /// SUSPEND are dropped, as PgBouncer does, so the SUSPEND can complete.
+    private func dropUnflushedAfterSuspendTimeout() {
+        let timeout = UInt64(settings.suspendTimeout * 1_000_000)
+        guard timeout > 0, pendingAdminReplies.contains(where: { pending in
+            if case .suspended = pending.condition { return loop.now &- pending.since >= timeout }
+            return false
+        }) else { return }
+        for client in Array(clients.values) where !client.output.isEmpty && !client.awaitingAdminReply {
+            client.close(reason: "suspend_timeout")
+        }
+        for pool in orderedPools {
+            for server in Array(pool.servers.values) where !server.output.isEmpty {
+                if let client = server.client, !client.closed { client.serverFailed(message: "suspend_timeout") }
+                server.close(reason: "suspend_timeout")
+            }
+        }
+    }
+
     /// Sends the deferred admin replies whose condition now holds.
     func completePendingAdminReplies() {
         guard !pendingAdminReplies.isEmpty else { return }
+        dropUnflushedAfterSuspendTimeout()
         var still: [PendingAdminReply] = []
         for pending in pendingAdminReplies {
             guard let client = pending.client, !client.closed else { continue }

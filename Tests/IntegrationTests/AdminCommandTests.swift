@@ -133,6 +133,44 @@ import Testing
         Self.expectError(admin, "RESUME", contains: "pooler is not paused/suspended", pooler: pooler)
     }
 
+    /// suspend_timeout: a client that does not read its (large) result keeps its buffer
+    /// full; SUSPEND drops it after suspend_timeout and completes; others carry on.
+    @Test func suspendTimeoutDropsAClientThatDoesNotRead() throws {
+        let pooler = try PoolerProcess(settings: ["suspend_timeout = 1", "auth_type = trust"])
+        defer { pooler.stop() }
+        let stuck = try RawSocket(port: pooler.port)
+        defer { stuck.close() }
+        stuck.send(FrontendPacket.startup([("user", "md5app"), ("database", "app_db")]))
+        var ready = false
+        while let message = stuck.readMessage(timeout: 10) {
+            if message.typeCharacter == "Z" { ready = true; break }
+        }
+        try #require(ready, "the raw client did not log in\n\(pooler.diagnostics)")
+        // ~64 MB of result that this client never reads: the pooler's buffer toward it stays full.
+        let sql = Array("SELECT repeat('x', 1048576) FROM generate_series(1, 64)".utf8) + [0]
+        stuck.send(FrontendPacket.message("Q", length: UInt32(4 + sql.count), body: sql))
+        let admin = try pooler.admin()
+        defer { admin.close() }
+        // The buffer toward the stuck client fills (SHOW SOCKETS send_avail > 0).
+        let filled = try waitUntil(timeout: 10, interval: 0.05) {
+            let sockets = try admin.exec("SHOW SOCKETS")
+            return sockets.rowIndices(where: ["user": "md5app"]).contains { index in
+                (Int(sockets.value(index, "send_avail") ?? "0") ?? 0) > 0
+            }
+        }
+        #expect(filled, "\(String(describing: try? admin.exec("SHOW SOCKETS").rows))")
+        let started = monotonicSeconds()
+        try admin.exec("SUSPEND", timeout: 15)
+        let waited = monotonicSeconds() - started
+        #expect(waited >= 0.8 && waited < 8, "SUSPEND completed after \(waited) s")
+        #expect(pooler.logText.contains("suspend_timeout"), "\(pooler.diagnostics)")
+        try admin.exec("RESUME", timeout: 10)
+        // trust: md5app's plaintext userlist entry serves the server login.
+        let other = try pooler.connect(user: "md5app")
+        defer { other.close() }
+        #expect(try other.exec("SELECT 1").scalar == "1")
+    }
+
     @Test func killDatabaseDropsItsClientsAndNewOnesWaitForResume() throws {
         let pooler = try PoolerProcess()
         defer { pooler.stop() }

@@ -290,7 +290,7 @@ import Testing
     @Test func iniWithEveryDocumentedKeyStartsCleanly() throws {
         let documented = try Self.documentedKeys(readTextFile(Self.examplePath))
         try #require(documented.implemented.count > 50, "too few keys read from \(Self.examplePath)")
-        try #require(documented.unimplemented.count > 5, "no unimplemented keys read from \(Self.examplePath)")
+        try #require(!documented.unimplemented.isEmpty, "no unimplemented keys read from \(Self.examplePath)")
         #expect(Set(documented.allKeys).count == documented.allKeys.count,
                 "pooler.ini.example documents a key twice: \(documented.allKeys)")
         #expect(documented.databaseFields.contains("host") && documented.userFields.contains("pool_mode"),
