@@ -68,7 +68,7 @@ public enum ConfigKeys {
         K("auth_type", .enumeration(AuthType.allCases.map(\.rawValue)), "md5", .authType(\.authType),
           help: "How to authenticate clients: md5, scram-sha-256, plain, trust or any (cert, hba, pam and ldap are not supported yet)."),
         K("auth_hba_file", .string, "", .string(\.authHBAFile), help: "HBA file used when auth_type is hba."),
-        K("auth_ident_file", .string, "", help: "Ident map file used when auth_type is hba."),
+        K("auth_ident_file", .string, "", .string(\.authIdentFile), help: "Ident map file (map-name system-user database-user) for map= in auth_hba_file peer and cert lines."),
         K("auth_file", .string, "", .string(\.authFile), help: "File with user names and passwords (\"user\" \"password\" per line)."),
         K("auth_user", .string, "", .string(\.authUser),
           help: "User that looks up passwords of users missing from auth_file with auth_query; its own password comes from auth_file."),

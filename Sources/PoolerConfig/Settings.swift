@@ -73,6 +73,7 @@ public struct Settings: Equatable, Sendable {
     public var autodbIdleTimeout: Double = 3600
     public var tcpDeferAccept = true
     public var suspendTimeout: Double = 10
+    public var authIdentFile = ""
     /// The configuration file's path (PgBouncer's read-only `conffile`): set at load.
     public var conffile = ""
     public var serviceName = ""

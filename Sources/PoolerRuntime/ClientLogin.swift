@@ -176,9 +176,11 @@ extension ClientConnection {
             return
         }
         var method = settings.authType
+        var identMap: String?
         if method == .hba {
             guard let resolved = hbaMethod() else { return }
-            method = resolved
+            method = resolved.method
+            identMap = resolved.identMap
         }
         if method == .cert && !isUnixSocket {
             // auth_type = cert: a verified client certificate whose CN is the user name.
@@ -187,7 +189,8 @@ extension ClientConnection {
                 fail(message: "certificate authentication failed", code: SQLState.invalidAuthorizationSpecification)
                 return
             }
-            guard tls.peerCertificateCommonName == user else {
+            guard let name = tls.peerCertificateCommonName,
+                  Self.identAllows(identMap, systemUser: name, user: user, maps: pooler.identMaps) else {
                 pooler.log.warning("\(logPrefix) TLS certificate name mismatch")
                 fail(message: "certificate authentication failed", code: SQLState.invalidAuthorizationSpecification)
                 return
@@ -230,9 +233,17 @@ extension ClientConnection {
         if !input.isEmpty { processInput() }
     }
 
-    /// auth_type = hba: the first auth_hba_file rule matching this connection decides.
-    /// nil when the connection was refused (the client has been told).
-    func hbaMethod() -> AuthType? {
+    /// Without a map the system (OS or certificate) user must be the user logging in;
+    /// with `map=NAME` the ident map decides (PgBouncer 1.25).
+    static func identAllows(_ map: String?, systemUser: String, user: String, maps: HBAIdentMaps?) -> Bool {
+        guard let map else { return systemUser == user }
+        return maps?.allows(map: map, systemUser: systemUser, databaseUser: user) ?? false
+    }
+
+    /// auth_type = hba: the first auth_hba_file rule matching this connection decides the
+    /// method (and its ident map). nil when the connection was refused (the client has
+    /// been told).
+    func hbaMethod() -> (method: AuthType, identMap: String?)? {
         let connection = HBAConnection(isUnixSocket: isUnixSocket, address: isUnixSocket ? nil : remote.addressBytes,
                                        isTLS: tls != nil, database: databaseName, user: user,
                                        isReplication: replication == .physical)
@@ -242,19 +253,21 @@ extension ClientConnection {
         }
         pooler.log.debug("\(logPrefix) HBA line \(rule.lineNumber) is matched")
         switch rule.method {
-        case .trust: return .trust
-        case .md5: return .md5
-        case .password: return .plain
-        case .scramSHA256: return .scramSHA256
-        case .cert: return .cert
+        case .trust: return (.trust, rule.identMap)
+        case .md5: return (.md5, rule.identMap)
+        case .password: return (.plain, rule.identMap)
+        case .scramSHA256: return (.scramSHA256, rule.identMap)
+        case .cert: return (.cert, rule.identMap)
         case .peer:
-            // The connecting OS user (SO_PEERCRED) must be the user logging in.
+            // The connecting OS user (SO_PEERCRED) must be the user logging in, or map to
+            // it through the rule's ident map (auth_ident_file).
             guard isUnixSocket, let uid = Syscall.peerUID(fd), let entry = getpwuid(uid),
-                  String(cString: entry.pointee.pw_name) == user else {
+                  Self.identAllows(rule.identMap, systemUser: String(cString: entry.pointee.pw_name),
+                                   user: user, maps: pooler.identMaps) else {
                 fail(message: "peer authentication failed for user \"\(user)\"", code: SQLState.invalidAuthorizationSpecification)
                 return nil
             }
-            return .trust
+            return (.trust, rule.identMap)
         case .reject:
             fail(message: "login rejected", code: SQLState.invalidAuthorizationSpecification)
             return nil

@@ -98,15 +98,23 @@ final class Pooler {
     private func loadAuthFile() throws {
         authSecrets = settings.authFile.isEmpty ? [:] : try AuthFile.load(path: settings.authFile)
         hba = try Self.loadHBA(settings)
+        identMaps = hba == nil ? nil : try Self.loadIdentMaps(settings)
     }
 
     /// auth_type = hba: the rules of auth_hba_file.
     private(set) var hba: HBA?
+    /// The maps of auth_ident_file, read with the hba file.
+    private(set) var identMaps: HBAIdentMaps?
 
     static func loadHBA(_ settings: Settings) throws -> HBA? {
         guard settings.authType == .hba else { return nil }
         guard !settings.authHBAFile.isEmpty else { throw StartupError("auth_type = hba needs auth_hba_file") }
-        return try HBA.load(path: settings.authHBAFile, identMaps: nil)
+        return try HBA.load(path: settings.authHBAFile, identMaps: loadIdentMaps(settings))
+    }
+
+    /// auth_ident_file: the maps `map=` names in the hba file (nil: none configured).
+    static func loadIdentMaps(_ settings: Settings) throws -> HBAIdentMaps? {
+        settings.authIdentFile.isEmpty ? nil : try HBAIdentMaps.load(path: settings.authIdentFile)
     }
 
     func secret(for user: String) -> String? { authSecrets[user] }
@@ -464,7 +472,10 @@ final class Pooler {
             fresh = try Config.load(path: configPath)
             _ = fresh.settings.authFile.isEmpty ? [:] : try AuthFile.load(path: fresh.settings.authFile)
             tls = try TLSSetup.make(fresh.settings)
-            hba = try Self.loadHBA(fresh.settings)
+            let freshHBA = try Self.loadHBA(fresh.settings)
+            let freshMaps = freshHBA == nil ? nil : try Self.loadIdentMaps(fresh.settings)
+            hba = freshHBA
+            identMaps = freshMaps
         } catch {
             log.error("config reload failed, keeping the old configuration: \(error)")
             return false

@@ -279,6 +279,42 @@ import Testing
         tcp.close()
     }
 
+    /// `local ... peer map=NAME` with auth_ident_file: the OS user logs in as the
+    /// database users the map lists for it, and only those.
+    @Test func peerWithIdentMap() throws {
+        try Self.requirePoolerIsUs()
+        let me = TestEnvironment.currentUserName() ?? "?"
+        let pooler = try PoolerProcess(settings: []) { directory in
+            try writeTextFile(directory + "/hba.conf", "local all all peer map=staff\nhost all all 127.0.0.1/32 trust\n")
+            try writeTextFile(directory + "/ident.conf", "# map  system  database\nstaff  \(me)  md5app\nother  \(me)  app\n")
+            return ["auth_type = hba", "auth_hba_file = \(directory)/hba.conf",
+                    "auth_ident_file = \(directory)/ident.conf"]
+        }
+        defer { pooler.stop() }
+        // md5app's plaintext userlist entry serves the server login after peer auth.
+        let mapped = try PQ.connect(Self.unixConninfo(pooler, user: "md5app", password: nil))
+        #expect(try mapped.exec("SELECT current_user").scalar == "md5app", "\(pooler.diagnostics)")
+        mapped.close()
+        // app is in another map only: refused.
+        let refused = Self.loginError(Self.unixConninfo(pooler, user: "app", password: "app"))
+        #expect(refused?.message == #"peer authentication failed for user "app""#, "\(String(describing: refused))")
+        #expect(try pooler.admin().exec("SHOW CONFIG").row(where: ["key": "auth_ident_file"])?["value"]
+                == pooler.runDirectory + "/ident.conf")
+    }
+
+    @Test func unknownMapInTheHBAFileIsAStartupError() throws {
+        let me = TestEnvironment.currentUserName() ?? "?"
+        #expect(throws: (any Error).self) {
+            let pooler = try PoolerProcess(settings: []) { directory in
+                try writeTextFile(directory + "/hba.conf", "local all all peer map=nosuchmap\n")
+                try writeTextFile(directory + "/ident.conf", "staff \(me) md5app\n")
+                return ["auth_type = hba", "auth_hba_file = \(directory)/hba.conf",
+                        "auth_ident_file = \(directory)/ident.conf"]
+            }
+            pooler.stop()
+        }
+    }
+
     // MARK: reload
 
     /// A changed hba file is read on SIGHUP and applies to new connections;
