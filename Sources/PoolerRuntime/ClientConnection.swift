@@ -43,32 +43,37 @@ final class ClientConnection: Connection {
         var adminExtended: AdminExtendedSession?
     }
     private var extras: Extras?
-    private var extrasBox: Extras {
-        if let extras { return extras }
-        let box = Extras()
-        extras = box
-        return box
+
+    /// Writes one extra field; the box is made only for a value (nil needs none).
+    private func setExtra<Value>(_ field: ReferenceWritableKeyPath<Extras, Value?>, _ value: Value?) {
+        if let extras {
+            extras[keyPath: field] = value
+        } else if value != nil {
+            let box = Extras()
+            box[keyPath: field] = value
+            extras = box
+        }
     }
 
     /// A replication client's `options`, passed to its server unchanged.
     var replicationOptions: String? {
         get { extras?.replicationOptions }
-        set { if newValue != nil || extras != nil { extrasBox.replicationOptions = newValue } }
+        set { setExtra(\.replicationOptions, newValue) }
     }
     /// The dedicated server a replication client waits for (logging in).
     var replicationServer: ServerConnection? {
         get { extras?.replicationServer }
-        set { if newValue != nil || extras != nil { extrasBox.replicationServer = newValue } }
+        set { setExtra(\.replicationServer, newValue) }
     }
     /// auth_query: the secret found (for the server login credential).
     var lookedUpSecret: String? {
         get { extras?.lookedUpSecret }
-        set { if newValue != nil || extras != nil { extrasBox.lookedUpSecret = newValue } }
+        set { setExtra(\.lookedUpSecret, newValue) }
     }
     /// Extended-protocol state of an admin console client (drivers that Parse/Bind SHOW).
     var adminExtended: AdminExtendedSession? {
         get { extras?.adminExtended }
-        set { if newValue != nil || extras != nil { extrasBox.adminExtended = newValue } }
+        set { setExtra(\.adminExtended, newValue) }
     }
 
     var state: State = .startup
@@ -230,8 +235,7 @@ final class ClientConnection: Connection {
             pool.clientCount -= 1
             pool.cancelWait(self)
             if let pending = replicationServer {
-                replicationServer = nil
-                pending.replicationClient = nil
+                pending.detachReplicationClient()
                 pending.terminate(reason: "replication client disconnected")
             }
             if let server {

@@ -87,13 +87,6 @@ final class Logger {
         return text
     }
 
-    static func timestamp() -> String {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        let millis = Int32(ts.tv_nsec / 1_000_000)
-        return secondText(ts.tv_sec) + "." + pad(millis, 3) + " UTC"
-    }
-
     private static func pad(_ v: Int32, _ width: Int = 2) -> String {
         let s = String(v)
         return String(repeating: "0", count: max(0, width - s.count)) + s

@@ -19,7 +19,7 @@ final class PoolRuntime {
     /// ParameterStatus set sent to clients at login, from the first server login.
     var welcome: [(String, String)]? {
         didSet {
-            statusBlocks.removeAll()
+            loginSettings.removeAll()
             var settings = pooler.sessionSettingsTemplate
             for (name, value) in welcome ?? [] { settings.reported(name: name, value: value) }
             welcomeSettings = settings
@@ -28,27 +28,23 @@ final class PoolRuntime {
     /// The session settings every client of this pool starts from: one storage shared by
     /// all clients that ask for nothing else (copy on write), so idle clients stay small.
     private(set) var welcomeSettings: SessionSettings?
-    /// Distinct session settings of this pool's clients at login, shared (copy on write):
-    /// a few values, e.g. one per application_name; bounded.
-    private var internedSettings: [SessionSettings] = []
-
-    /// The welcome's ParameterStatus bytes per interned settings (by fingerprint), so a
-    /// login does not rebuild them; bounded like `internedSettings`.
-    private var statusBlocks: [Int: (settings: SessionSettings, bytes: [UInt8])] = [:]
-
-    func parameterStatusBlock(for settings: SessionSettings, parameters: [(String, String)]) -> [UInt8] {
-        if let cached = statusBlocks[settings.fingerprint], cached.settings == settings { return cached.bytes }
-        let bytes = ClientConnection.parameterStatusBytes(parameters, settings: settings, ownValues: true)
-        if statusBlocks.count < 64 { statusBlocks[settings.fingerprint] = (settings, bytes) }
-        return bytes
-    }
+    /// Distinct session settings of this pool's clients at login, by fingerprint, shared
+    /// (copy on write) — a few values, e.g. one per application_name; bounded — each with
+    /// its welcome ParameterStatus bytes once built, so a login does not rebuild them.
+    private var loginSettings: [Int: (settings: SessionSettings, statusBlock: [UInt8]?)] = [:]
 
     func intern(_ settings: SessionSettings) -> SessionSettings {
-        if let same = internedSettings.first(where: { $0.fingerprint == settings.fingerprint && $0 == settings }) {
-            return same
-        }
-        if internedSettings.count < 64 { internedSettings.append(settings) }
+        if let known = loginSettings[settings.fingerprint], known.settings == settings { return known.settings }
+        if loginSettings.count < 64 { loginSettings[settings.fingerprint] = (settings, nil) }
         return settings
+    }
+
+    func parameterStatusBlock(for settings: SessionSettings, parameters: [(String, String)]) -> [UInt8] {
+        let known = loginSettings[settings.fingerprint].flatMap { $0.settings == settings ? $0 : nil }
+        if let block = known?.statusBlock { return block }
+        let block = ClientConnection.parameterStatusBytes(parameters, settings: settings, ownValues: true)
+        if known != nil { loginSettings[settings.fingerprint]?.statusBlock = block }
+        return block
     }
 
     /// Clients that passed auth and wait for `welcome`.
@@ -147,12 +143,10 @@ final class PoolRuntime {
     /// The replication server logged in: linked to its client for good, then the client
     /// gets its welcome (the server's own parameters).
     private func replicationServerReady(_ server: ServerConnection) {
-        guard let client = server.replicationClient, !client.closed else {
+        guard let client = server.detachReplicationClient(), !client.closed else {
             server.terminate(reason: "replication client was closed")
             return
         }
-        server.replicationClient = nil
-        client.replicationServer = nil
         state.serverActivated(server)
         link(server, client)
         client.sendWelcome(server.parameters)
@@ -291,11 +285,7 @@ final class PoolRuntime {
         if let server, server.replication != .none {
             // Its own client hears why (e.g. no pg_hba.conf entry for replication); the
             // pool's other logins are not affected.
-            if let client = server.replicationClient {
-                server.replicationClient = nil
-                client.replicationServer = nil
-                client.fail(message: message, code: code)
-            }
+            server.detachReplicationClient()?.fail(message: message, code: code)
             return
         }
         lastLoginFailure = (pooler.loop.now, message, code)
@@ -339,8 +329,7 @@ final class PoolRuntime {
         state.serverClosed(server)
         servers[server.id] = nil
         pooler.serverCountChanged()
-        if !replicationWaiters.isEmpty { launchReplicationServers() }
-        if !state.waiting.isEmpty || !welcomeWaiters.isEmpty { launchServers() }
+        if !state.waiting.isEmpty || !welcomeWaiters.isEmpty || !replicationWaiters.isEmpty { launchServers() }
     }
 
     /// RESUME: the clients that queued while paused get servers (idle ones closed at
@@ -438,8 +427,8 @@ final class PoolRuntime {
             }
         }
         checkIdleServers(now: now)
-        if !replicationWaiters.isEmpty { launchReplicationServers() }
-        if !state.waiting.isEmpty || !welcomeWaiters.isEmpty || state.serverCount < state.limits.minPoolSize {
+        if !state.waiting.isEmpty || !welcomeWaiters.isEmpty || !replicationWaiters.isEmpty
+            || state.serverCount < state.limits.minPoolSize {
             launchServers()
         }
     }

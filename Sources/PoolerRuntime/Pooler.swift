@@ -21,13 +21,10 @@ final class Pooler {
     private(set) var sessionSettingsTemplate: SessionSettings
     /// The [pgbouncer] settings in force: a stored copy, read on every event, so that no
     /// access copies the whole Config.
-    private(set) var settings: Settings {
-        didSet { tcpOptions = Self.tcpOptions(settings) }
-    }
-    /// The tcp_* settings as socket options, resolved once per configuration.
-    private(set) var tcpOptions = ListenSocket.TCPOptions()
+    private(set) var settings: Settings
 
-    static func tcpOptions(_ settings: Settings) -> ListenSocket.TCPOptions {
+    /// The tcp_* settings as socket options (for each accepted or opened TCP socket).
+    var tcpOptions: ListenSocket.TCPOptions {
         ListenSocket.TCPOptions(keepalive: settings.tcpKeepalive, keepcnt: settings.tcpKeepcnt,
                                 keepidle: settings.tcpKeepidle, keepintvl: settings.tcpKeepintvl,
                                 userTimeout: settings.tcpUserTimeout, socketBuffer: settings.tcpSocketBuffer)
@@ -76,7 +73,6 @@ final class Pooler {
     init(config: Config, log: Logger) throws {
         self.config = config
         self.settings = config.settings
-        self.tcpOptions = Self.tcpOptions(config.settings)
         self.sessionSettingsTemplate = SessionSettings(extraTracked: config.settings.trackExtraParameters)
         self.log = log
         self.tlsSetup = try TLSSetup.make(config.settings)

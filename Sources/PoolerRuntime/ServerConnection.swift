@@ -247,12 +247,18 @@ final class ServerConnection: Connection {
         if !isLoggingIn || state == .connectQuery {
             pooler.log.connection("\(logPrefix) closing because: \(reason)")
         }
-        if let waiting = replicationClient {
-            replicationClient = nil
-            waiting.replicationServer = nil
-            waiting.serverFailed(message: "server conn crashed?")
-        }
+        detachReplicationClient()?.serverFailed(message: "server conn crashed?")
         pool.serverClosed(self)
+    }
+
+    /// Ends the pairing with the replication client this server was opened for, before
+    /// they were linked; returns that client.
+    @discardableResult
+    func detachReplicationClient() -> ClientConnection? {
+        guard let waiting = replicationClient else { return nil }
+        replicationClient = nil
+        waiting.replicationServer = nil
+        return waiting
     }
 
     func forwardFromClient(_ bytes: UnsafeRawBufferPointer) {
