@@ -93,10 +93,7 @@ final class PostgresCluster: @unchecked Sendable {
         try TestEnvironment.chown(root, to: osUser)
         startWatchdog(root: root)
 
-        let initdb = try Subprocess.run(TestEnvironment.command(
-            [TestEnvironment.pgBin + "/initdb", "-D", root + "/data", "-U", "postgres", "-A", "trust",
-             "-E", "UTF8", "--locale=C", "--no-sync"], asUser: osUser))
-        guard initdb.status == 0 else { throw HarnessError("initdb failed: \(initdb)") }
+        try PostgresServerControl.initdb(dataDirectory: root + "/data", label: "")
 
         try writeTextFile(root + "/data/pg_hba.conf", """
             local all all                 trust
@@ -121,10 +118,7 @@ final class PostgresCluster: @unchecked Sendable {
             log_min_messages = warning
 
             """
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: root + "/data/postgresql.conf"))
-        handle.seekToEndOfFile()
-        handle.write(configuration.data(using: .utf8)!)
-        handle.closeFile()
+        try PostgresServerControl.appendConfiguration(configuration, dataDirectory: root + "/data")
         try TestEnvironment.chown(root + "/data/pg_hba.conf", to: osUser)
 
         var lastError: any Error = HarnessError("not started")
@@ -147,24 +141,8 @@ final class PostgresCluster: @unchecked Sendable {
     }
 
     private func startServer() throws {
-        let osUser = TestEnvironment.postgresOSUser
-        let pgCtl = try Subprocess.run(TestEnvironment.command(
-            [TestEnvironment.pgBin + "/pg_ctl", "-D", dataDirectory, "-l", logPath, "-o", "-p \(port)", "-W",
-             "start"], asUser: osUser))
-        guard pgCtl.status == 0 else { throw HarnessError("pg_ctl start failed: \(pgCtl)") }
-        let conninfo = PQ.conninfo(host: socketDirectory, port: port, user: "postgres", password: nil,
-                                   dbname: "postgres", extra: ["connect_timeout": "2"])
-        var died = false
-        let ready = waitUntil(timeout: 60, interval: 0.05) {
-            if PQping(conninfo) == PQPING_OK { return true }
-            let log = readTextFile(logPath)
-            died = log.contains("could not bind") || log.contains("database system is shut down")
-                || log.contains("could not create any TCP/IP sockets")
-            return died
-        }
-        guard ready, !died else {
-            throw HarnessError("postgres did not become ready on port \(port):\n\(tail(readTextFile(logPath)))")
-        }
+        try PostgresServerControl.start(dataDirectory: dataDirectory, logPath: logPath, socketDirectory: socketDirectory,
+                                        port: port, label: "")
     }
 
     private func createRolesAndDatabase() throws {
@@ -181,9 +159,7 @@ final class PostgresCluster: @unchecked Sendable {
     }
 
     private func stopServer() {
-        _ = try? Subprocess.run(TestEnvironment.command(
-            [TestEnvironment.pgBin + "/pg_ctl", "-D", dataDirectory, "-m", "immediate", "-w", "stop"],
-            asUser: TestEnvironment.postgresOSUser), timeout: 30)
+        PostgresServerControl.stop(dataDirectory: dataDirectory)
     }
 
     private static func stopAtExit() {

@@ -52,10 +52,7 @@ final class TLSPostgresCluster: @unchecked Sendable {
         try TestEnvironment.chown(root, to: osUser)
         startWatchdog(root: root)
 
-        let initdb = try Subprocess.run(TestEnvironment.command(
-            [TestEnvironment.pgBin + "/initdb", "-D", root + "/data", "-U", "postgres", "-A", "trust",
-             "-E", "UTF8", "--locale=C", "--no-sync"], asUser: osUser))
-        guard initdb.status == 0 else { throw HarnessError("initdb (TLS cluster) failed: \(initdb)") }
+        try PostgresServerControl.initdb(dataDirectory: root + "/data", label: "TLS")
 
         let data = root + "/data"
         try writeTextFile(data + "/pg_hba.conf", """
@@ -87,10 +84,7 @@ final class TLSPostgresCluster: @unchecked Sendable {
             ssl_key_file = 'server.key'
 
             """
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: data + "/postgresql.conf"))
-        handle.seekToEndOfFile()
-        handle.write(configuration.data(using: .utf8)!)
-        handle.closeFile()
+        try PostgresServerControl.appendConfiguration(configuration, dataDirectory: data)
 
         let verifiers = try shared.superuserExec(
             "SELECT rolname, rolpassword FROM pg_authid WHERE rolname IN ('app', 'postgres') ORDER BY rolname")
@@ -125,30 +119,13 @@ final class TLSPostgresCluster: @unchecked Sendable {
     }
 
     private func startServer() throws {
-        let pgCtl = try Subprocess.run(TestEnvironment.command(
-            [TestEnvironment.pgBin + "/pg_ctl", "-D", dataDirectory, "-l", logPath, "-o", "-p \(port)", "-W",
-             "start"], asUser: TestEnvironment.postgresOSUser))
-        guard pgCtl.status == 0 else { throw HarnessError("pg_ctl start (TLS cluster) failed: \(pgCtl)") }
-        let conninfo = PQ.conninfo(host: socketDirectory, port: port, user: "postgres", password: nil,
-                                   dbname: "postgres", extra: ["connect_timeout": "2"])
-        var died = false
-        let ready = waitUntil(timeout: 60, interval: 0.05) {
-            if PQping(conninfo) == PQPING_OK { return true }
-            let log = readTextFile(logPath)
-            died = log.contains("could not bind") || log.contains("database system is shut down")
-                || log.contains("could not create any TCP/IP sockets")
-                || log.contains("could not load") || log.contains("private key file")
-            return died
-        }
-        guard ready, !died else {
-            throw HarnessError("TLS postgres did not become ready on port \(port):\n\(tail(readTextFile(logPath)))")
-        }
+        // A bad certificate or key stops it early.
+        try PostgresServerControl.start(dataDirectory: dataDirectory, logPath: logPath, socketDirectory: socketDirectory,
+                                        port: port, label: "TLS", failureMarkers: ["could not load", "private key file"])
     }
 
     private func stopServer() {
-        _ = try? Subprocess.run(TestEnvironment.command(
-            [TestEnvironment.pgBin + "/pg_ctl", "-D", dataDirectory, "-m", "immediate", "-w", "stop"],
-            asUser: TestEnvironment.postgresOSUser), timeout: 30)
+        PostgresServerControl.stop(dataDirectory: dataDirectory)
     }
 
     private static func stopAtExit() {
