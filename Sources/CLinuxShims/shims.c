@@ -6,6 +6,7 @@
 #include <strings.h>
 #include <stdlib.h>
 #include <stddef.h>
+#include <pthread.h>
 
 int pooler_epoll_wait(int epfd, uint32_t *events, uint64_t *data, int maxevents, int timeout_ms) {
     struct epoll_event evs[256];
@@ -100,4 +101,45 @@ int pooler_sd_notify(const char *state) {
                           (socklen_t)(offsetof(struct sockaddr_un, sun_path) + length));
     close(fd);
     return sent < 0 ? -1 : 1;
+}
+
+#define POOLER_BUFFER_CLASSES 7
+#define POOLER_BUFFER_SMALLEST_SHIFT 10
+#define POOLER_BUFFER_PER_CLASS 512
+
+static _Thread_local void *buffer_lists[POOLER_BUFFER_CLASSES][POOLER_BUFFER_PER_CLASS];
+static _Thread_local int buffer_counts[POOLER_BUFFER_CLASSES];
+
+static int buffer_class(size_t capacity) {
+    if (capacity == 0 || (capacity & (capacity - 1)) != 0) return -1;
+    int shift = __builtin_ctzl(capacity) - POOLER_BUFFER_SMALLEST_SHIFT;
+    return shift >= 0 && shift < POOLER_BUFFER_CLASSES ? shift : -1;
+}
+
+void *pooler_buffer_take(size_t capacity) {
+    int index = buffer_class(capacity);
+    if (index >= 0 && buffer_counts[index] > 0) return buffer_lists[index][--buffer_counts[index]];
+    void *storage = NULL;
+    if (posix_memalign(&storage, 16, capacity) != 0) abort();
+    return storage;
+}
+
+void pooler_buffer_give(void *storage, size_t capacity) {
+    int index = buffer_class(capacity);
+    if (index >= 0 && buffer_counts[index] < POOLER_BUFFER_PER_CLASS) {
+        buffer_lists[index][buffer_counts[index]++] = storage;
+    } else {
+        free(storage);
+    }
+}
+
+int pooler_thread_start(void *(*body)(void *), void *context, unsigned long *thread) {
+    pthread_t handle;
+    int result = pthread_create(&handle, NULL, body, context);
+    if (result == 0) *thread = (unsigned long)handle;
+    return result;
+}
+
+int pooler_thread_join(unsigned long thread) {
+    return pthread_join((pthread_t)thread, NULL);
 }

@@ -173,6 +173,8 @@ public enum ConfigKeys {
     ].map { $0.inGroup("Low-level network settings") }
 
     private static let extensions: [ConfigKey] = [
+        K("workers", .int, "0", .int(\.workers), reloadable: false,
+          help: "Event loops (threads), each serving its share of the clients with its own servers; pool limits stay global. 0 means one per CPU core; 1 runs a single loop as PgBouncer does."),
         K("metrics_listen_addr", .string, "", .string(\.metricsListenAddr), reloadable: false,
           help: "Address for the Prometheus endpoint (GET /metrics, GET /healthz). Empty with metrics_listen_port 0 disables it; * means all addresses."),
         K("metrics_listen_port", .int, "0", .int(\.metricsListenPort), reloadable: false,

@@ -62,6 +62,8 @@ public struct Settings: Equatable, Sendable {
     public var pktBuf = 0
     public var maxPacketSize = 0
     public var soReuseport = false
+    /// Event loops; 0 = one per CPU core.
+    public var workers = 0
     public var tcpKeepalive = false
     public var tcpKeepcnt = 0
     public var tcpKeepidle = 0

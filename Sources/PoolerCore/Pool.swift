@@ -147,16 +147,28 @@ public struct PoolState<Server: AnyObject, Client: AnyObject> {
     /// once the oldest client has waited reserve_pool_timeout). `extraDemand` counts clients
     /// waiting for the first login's parameters. `globalRoom` is what max_db_connections /
     /// max_user_connections still allow.
-    public func serversToOpen(now: UInt64, extraDemand: Int = 0, globalRoom: Int = Int.max) -> Int {
-        // pool_size = 0: no limit of its own (PgBouncer's launch_new_connection).
-        var limit = limits.poolSize > 0 ? limits.poolSize : Int.max / 2
+    /// `totalServers` is the pool's server count on all event loops (workers > 1; nil:
+    /// this state's own count), which pool_size and min_pool_size apply to.
+    public func serversToOpen(now: UInt64, extraDemand: Int = 0, globalRoom: Int = Int.max,
+                              totalServers: Int? = nil) -> Int {
+        let total = totalServers ?? serverCount
+        let limit = effectiveLimit(now: now)
+        let demand = max(waiting.count + extraDemand - loggingIn.count, limits.minPoolSize - total, 0)
+        let room = max(min((limit > 0 ? limit : Int.max / 2) - total, globalRoom), 0)
+        return min(demand, room)
+    }
+
+    /// Servers the pool may have now: pool_size, plus the reserve once the oldest client
+    /// has waited reserve_pool_timeout; 0 = no limit (pool_size = 0, PgBouncer's
+    /// launch_new_connection).
+    public func effectiveLimit(now: UInt64) -> Int {
+        guard limits.poolSize > 0 else { return 0 }
+        var limit = limits.poolSize
         if limits.reservePoolSize > 0, limits.reservePoolTimeout > 0,
            maxWait(now: now) >= limits.reservePoolTimeout {
             limit += limits.reservePoolSize
         }
-        let demand = max(waiting.count + extraDemand - loggingIn.count, limits.minPoolSize - serverCount, 0)
-        let room = max(min(limit - serverCount, globalRoom), 0)
-        return min(demand, room)
+        return limit
     }
 
     /// Clients that have waited longer than `timeout` microseconds (0 = no limit), oldest first.

@@ -1,3 +1,4 @@
+import CLinuxShims
 /// A growable byte region with read and write indices. Storage is allocated lazily
 /// and can be released while a connection is idle, so idle connections cost nothing.
 public struct ByteBuffer {
@@ -85,29 +86,16 @@ public struct ByteBuffer {
 
 /// Recycled buffer storage, by power-of-two size class from 1 KiB to 64 KiB: a connection
 /// borrows a buffer while it has bytes to hold and returns it when idle, without a
-/// malloc/free pair per transaction. One event loop per thread uses it.
+/// malloc/free pair per transaction. The lists are per thread (C thread-locals), so each
+/// event loop has its own and no lock is taken; a block may go back on another thread.
 public enum BufferFreeList {
-    private static let smallestShift = 10
-    private static let classes = 7
-    private static let perClassLimit = 512
-    nonisolated(unsafe) private static var lists: [[UnsafeMutableRawPointer]] = Array(repeating: [], count: classes)
-
-    private static func sizeClass(_ capacity: Int) -> Int? {
-        guard capacity.nonzeroBitCount == 1 else { return nil }
-        let shift = capacity.trailingZeroBitCount - smallestShift
-        return shift >= 0 && shift < classes ? shift : nil
-    }
-
+    @inline(__always)
     public static func take(capacity: Int) -> UnsafeMutableRawPointer {
-        if let index = sizeClass(capacity), let recycled = lists[index].popLast() { return recycled }
-        return UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+        pooler_buffer_take(capacity)
     }
 
+    @inline(__always)
     public static func give(_ storage: UnsafeMutableRawPointer, capacity: Int) {
-        if let index = sizeClass(capacity), lists[index].count < perClassLimit {
-            lists[index].append(storage)
-        } else {
-            storage.deallocate()
-        }
+        pooler_buffer_give(storage, capacity)
     }
 }

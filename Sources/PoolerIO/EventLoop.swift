@@ -10,6 +10,8 @@ public enum EventMask {
     public static let readable = UInt32(EPOLLIN.rawValue)
     public static let writable = UInt32(EPOLLOUT.rawValue)
     public static let peerHangup = UInt32(EPOLLRDHUP.rawValue)
+    /// EPOLLEXCLUSIVE: of several epoll sets waiting on one fd, wake only one.
+    public static let exclusive = UInt32(1) << 28
     public static let hangup = UInt32(EPOLLHUP.rawValue) | UInt32(EPOLLERR.rawValue) | UInt32(EPOLLRDHUP.rawValue)
 }
 

@@ -58,34 +58,43 @@ extension AdminService {
                 pooler.log.info("PAUSE '\(database)' command issued")
                 guard database != "pgbouncer" else { return fail(.cannotPauseAdminDatabase(database)) }
                 guard pooler.config.database(named: database) != nil else { return fail(.noSuchDatabase(database)) }
-                pooler.pausedDatabases.insert(database)
             } else {
                 pooler.log.info("PAUSE command issued")
-                pooler.pauseMode = .pause
             }
-            pooler.applyPause()
+            pooler.everyLoop { pooler in
+                if let database { pooler.pausedDatabases.insert(database) } else { pooler.pauseMode = .pause }
+                pooler.applyPause()
+            }
             replyWhen(client, .paused(database), tag, into: &writer)
         case .resume(let database):
             if let database {
                 pooler.log.info("RESUME '\(database)' command issued")
                 guard pooler.config.database(named: database) != nil else { return fail(.noSuchDatabase(database)) }
-                guard pooler.pausedDatabases.remove(database) != nil else { return fail(.databaseNotPaused(database)) }
+                guard pooler.pausedDatabases.contains(database) else { return fail(.databaseNotPaused(database)) }
             } else {
                 pooler.log.info("RESUME command issued")
                 guard pooler.acceptingClients else { return fail(.poolerIsShuttingDown) }
                 guard pooler.pauseMode != .none else { return fail(.poolerNotPaused) }
-                let wasSuspended = pooler.pauseMode == .suspend
-                pooler.pauseMode = .none
-                if wasSuspended { pooler.resumeReading() }
             }
-            for pool in pooler.orderedPools where !pool.isPaused { pool.resumed() }
+            pooler.everyLoop { pooler in
+                if let database {
+                    pooler.pausedDatabases.remove(database)
+                } else {
+                    let wasSuspended = pooler.pauseMode == .suspend
+                    pooler.pauseMode = .none
+                    if wasSuspended { pooler.resumeReading() }
+                }
+                for pool in pooler.orderedPools where !pool.isPaused { pool.resumed() }
+            }
             writer.commandComplete(tag)
         case .suspend:
             guard pooler.pauseMode == .none else { return fail(.alreadySuspendedOrPaused) }
             guard pooler.pausedDatabases.isEmpty else { return fail(.cannotSuspendWithPausedDatabases) }
             pooler.log.info("SUSPEND command issued")
-            pooler.pauseMode = .suspend
-            pooler.suspendReading(except: client)
+            pooler.everyLoop { pooler in
+                pooler.pauseMode = .suspend
+                pooler.suspendReading(except: client)
+            }
             replyWhen(client, .suspended, tag, into: &writer)
         case .kill(let database):
             guard pooler.pauseMode == .none else { return fail(.alreadySuspendedOrPaused) }
@@ -93,11 +102,12 @@ extension AdminService {
                 pooler.log.info("KILL '\(database)' command issued")
                 guard database != "pgbouncer" else { return fail(.cannotKillAdminDatabase(database)) }
                 guard pooler.config.database(named: database) != nil else { return fail(.noSuchDatabase(database)) }
-                pooler.pausedDatabases.insert(database)
-                for pool in pooler.orderedPools where pool.key.database == database { pool.kill() }
             } else {
                 pooler.log.info("KILL command issued")
-                for pool in pooler.orderedPools {
+            }
+            pooler.everyLoop { pooler in
+                if let database { pooler.pausedDatabases.insert(database) }
+                for pool in pooler.orderedPools where database == nil || pool.key.database == database {
                     pooler.pausedDatabases.insert(pool.key.database)
                     pool.kill()
                 }
@@ -105,19 +115,24 @@ extension AdminService {
             writer.commandComplete(tag)
         case .killClient:
             guard let id = command.clientID else { return fail(.invalidClientID) }
-            guard let target = pooler.clients[Int(truncatingIfNeeded: id)] else { return fail(.clientNotFound) }
-            target.fail(message: "admin forced disconnect", code: SQLState.adminShutdown)
+            var found = false
+            pooler.everyLoop { pooler in
+                guard let target = pooler.clients[Int(truncatingIfNeeded: id)] else { return }
+                target.fail(message: "admin forced disconnect", code: SQLState.adminShutdown)
+                found = true
+            }
+            guard found else { return fail(.clientNotFound) }
             writer.commandComplete(tag)
         case .disable(let database):
             guard database != "pgbouncer" else { return fail(.cannotDisableAdminDatabase(database)) }
             guard pooler.config.database(named: database) != nil else { return fail(.noSuchDatabase(database)) }
             pooler.log.info("DISABLE '\(database)' command issued")
-            pooler.disabledDatabases.insert(database)
+            pooler.everyLoop { $0.disabledDatabases.insert(database) }
             writer.commandComplete(tag)
         case .enable(let database):
             guard pooler.config.database(named: database) != nil else { return fail(.noSuchDatabase(database)) }
             pooler.log.info("ENABLE '\(database)' command issued")
-            pooler.disabledDatabases.remove(database)
+            pooler.everyLoop { $0.disabledDatabases.remove(database) }
             writer.commandComplete(tag)
         case .reconnect(let database):
             if let database {
@@ -127,7 +142,9 @@ extension AdminService {
             } else {
                 pooler.log.info("RECONNECT command issued")
             }
-            for pool in pooler.orderedPools where database == nil || pool.key.database == database { pool.reconnect() }
+            pooler.everyLoop { pooler in
+                for pool in pooler.orderedPools where database == nil || pool.key.database == database { pool.reconnect() }
+            }
             writer.commandComplete(tag)
         case .waitClose(let database):
             if let database {
@@ -151,7 +168,7 @@ extension AdminService {
     /// Replies now if the condition already holds, else when it does.
     private func replyWhen(_ client: ClientConnection, _ condition: PendingAdminReply.Condition, _ tag: String,
                        into writer: inout MessageWriter) {
-        if pooler.holds(condition) {
+        if pooler.holdsEverywhere(condition) {
             writer.commandComplete(tag)
         } else {
             pooler.pendingAdminReplies.append(PendingAdminReply(client: client, condition: condition, tag: tag,
@@ -169,6 +186,13 @@ extension Pooler {
     /// Idle servers of paused pools close now; active ones when released.
     func applyPause() {
         for pool in orderedPools where pool.isPaused { pool.maintain(now: loop.now) }
+    }
+
+    /// `condition` holds on every loop (looked at while the others wait).
+    func holdsEverywhere(_ condition: PendingAdminReply.Condition) -> Bool {
+        var result = true
+        everyLoop { pooler in result = result && pooler.holds(condition) }
+        return result
     }
 
     func holds(_ condition: PendingAdminReply.Condition) -> Bool {
@@ -196,13 +220,15 @@ extension Pooler {
             if case .suspended = pending.condition { return loop.now &- pending.since >= timeout }
             return false
         }) else { return }
-        for client in Array(clients.values) where !client.output.isEmpty && !client.awaitingAdminReply {
-            client.close(reason: "suspend_timeout")
-        }
-        for pool in orderedPools {
-            for server in Array(pool.servers.values) where !server.output.isEmpty {
-                if let client = server.client, !client.closed { client.serverFailed(message: "suspend_timeout") }
-                server.close(reason: "suspend_timeout")
+        everyLoop { pooler in
+            for client in Array(pooler.clients.values) where !client.output.isEmpty && !client.awaitingAdminReply {
+                client.close(reason: "suspend_timeout")
+            }
+            for pool in pooler.orderedPools {
+                for server in Array(pool.servers.values) where !server.output.isEmpty {
+                    if let client = server.client, !client.closed { client.serverFailed(message: "suspend_timeout") }
+                    server.close(reason: "suspend_timeout")
+                }
             }
         }
     }
@@ -214,7 +240,7 @@ extension Pooler {
         var still: [PendingAdminReply] = []
         for pending in pendingAdminReplies {
             guard let client = pending.client, !client.closed else { continue }
-            if holds(pending.condition) {
+            if holdsEverywhere(pending.condition) {
                 var writer = MessageWriter()
                 writer.commandComplete(pending.tag)
                 writer.readyForQuery(.idle)
@@ -264,7 +290,11 @@ extension Pooler {
             }
         }
         log.info("SET \(definition.name) = \(value)")
-        apply(candidate)
+        let tls = tlsSetup
+        everyLoop { pooler in
+            pooler.tlsSetup = tls
+            pooler.apply(candidate)
+        }
         return nil
     }
 }

@@ -68,7 +68,17 @@ final class AdminService {
 
     // MARK: snapshot
 
+    /// The whole pooler: with several loops, each describes its part while the others
+    /// wait, so the view is consistent.
     func snapshot() -> AdminSnapshot {
+        guard pooler.workers.count > 1 else { return localSnapshot() }
+        var parts: [AdminSnapshot] = []
+        pooler.everyLoop { parts.append($0.admin.localSnapshot()) }
+        return AdminSnapshot.merged(parts)
+    }
+
+    /// This loop's clients, servers and pools.
+    func localSnapshot() -> AdminSnapshot {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         let wallNow = UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec / 1000)
@@ -255,7 +265,11 @@ extension Pooler {
     /// last stats_period, logged even when idle; also the systemd STATUS text.
     func logStats() {
         let total = { (stats: [String: PoolStats]) in stats.values.reduce(PoolStats(), +) }
-        let current = total(previousStats), older = total(olderStats)
+        var current = PoolStats(), older = PoolStats()
+        everyLoop { pooler in
+            current = current + total(pooler.previousStats)
+            older = older + total(pooler.olderStats)
+        }
         let seconds = max(statsPeriodMicroseconds, 1)
         let perSecond = { (c: UInt64, o: UInt64) in (c &- o) &* 1_000_000 / seconds }
         let xacts = current.transactionCount &- older.transactionCount

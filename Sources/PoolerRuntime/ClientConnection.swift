@@ -95,6 +95,8 @@ final class ClientConnection: Connection {
     var peerAdmin = false
     /// Counted in `Pooler.adminClientCount` (asked for the admin database).
     var countedAsAdmin = false
+    /// Counted in the shared max_db/max_user_client_connections counts (released at close).
+    var countedForLimits = false
     /// query_wait_notify's notice went out for the current wait.
     var sentWaitNotice = false
     var releaseAfterPassthrough = false

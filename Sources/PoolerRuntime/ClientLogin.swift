@@ -132,6 +132,7 @@ extension ClientConnection {
         if isAdminDatabase {
             countedAsAdmin = true
             pooler.adminClientCount += 1
+            pooler.workers.clientCountChanged(by: -1)
         }
         if settings.logConnections {
             pooler.log.info("\(logPrefix) login attempt: db=\(databaseName) user=\(user) tls=\(tls == nil ? "no" : tlsDescription) replication=\(replication.logValue)")
@@ -144,7 +145,7 @@ extension ClientConnection {
             return
         }
         if !isAdminDatabase {
-            if pooler.clientCount(excludingAdmin: true) > settings.maxClientConn {
+            if pooler.workers.clientCount > settings.maxClientConn {
                 fail(message: "no more connections allowed (max_client_conn)", code: SQLState.tooManyConnections)
                 return
             }
@@ -157,14 +158,16 @@ extension ClientConnection {
                 return
             }
             let dbLimit = pooler.config.database(named: databaseName)?.maxDbClientConnections ?? settings.maxDbClientConnections
-            if dbLimit > 0 && pooler.clients.values.filter({ $0.databaseName == databaseName }).count > dbLimit {
+            let userLimit = pooler.config.users[user]?.maxUserClientConnections ?? settings.maxUserClientConnections
+            switch pooler.workers.reserveClient(database: databaseName, user: user, databaseLimit: dbLimit, userLimit: userLimit) {
+            case .database?:
                 fail(message: "no more connections allowed (max_db_client_connections)", code: SQLState.tooManyConnections)
                 return
-            }
-            let userLimit = pooler.config.users[user]?.maxUserClientConnections ?? settings.maxUserClientConnections
-            if userLimit > 0 && pooler.clients.values.filter({ $0.user == user && !$0.countedAsAdmin }).count > userLimit {
+            case .user?:
                 fail(message: "no more connections allowed (max_user_client_connections)", code: SQLState.tooManyConnections)
                 return
+            case nil:
+                countedForLimits = true
             }
             if pooler.disabledDatabases.contains(databaseName) {
                 fail(message: "database \"\(databaseName)\" is disabled", code: SQLState.protocolViolation)

@@ -49,6 +49,39 @@ class Connection: EventHandler {
         self.requestTime = pooler.loop.now
     }
 
+    /// workers > 1: a connection on `pooler`'s loop for the socket, TLS session and
+    /// buffers of `other`, which was unregistered from its own loop and gives them up.
+    init(adopting other: Connection, pooler: Pooler) {
+        self.pooler = pooler
+        fd = other.fd
+        remote = other.remote
+        localPortValue = other.localPortValue
+        id = other.id
+        connectTime = other.connectTime
+        requestTime = other.requestTime
+        input = other.input
+        output = other.output
+        tlsLink = other.tlsLink
+        other.input = ByteBuffer()
+        other.output = ByteBuffer()
+        other.tlsLink = nil
+        other.closed = true
+    }
+
+    /// Nothing waits to be written or encrypted: the socket and TLS session can move to
+    /// another loop (workers > 1).
+    var canMoveToOtherLoop: Bool {
+        guard output.isEmpty else { return false }
+        guard let link = tlsLink else { return true }
+        return link.cipherOut.isEmpty && link.session.isHandshakeComplete && link.session.pendingCiphertextCount == 0
+    }
+
+    /// Leaves this loop's epoll set without closing the socket (it moves to another loop).
+    func unregisterForHandOver() {
+        pooler.loop.unregister(fd: fd, token: token)
+        registeredEvents = 0
+    }
+
     func register() throws(SystemError) {
         registeredEvents = desiredEvents
         token = try pooler.loop.register(fd: fd, events: registeredEvents, handler: self)

@@ -21,7 +21,8 @@ final class ListenerHandler: EventHandler {
     func handleEvents(_ events: UInt32) {
         var storage = sockaddr_storage()
         // Accept a bounded batch so one busy listener cannot starve the loop.
-        for _ in 0..<64 {
+        // With several loops, a few per wakeup: the next connections wake another loop.
+        for _ in 0..<(pooler.workers.count > 1 ? 4 : 64) {
             let accepted: Int32?
             do {
                 accepted = try Syscall.accept(fd, address: &storage)

@@ -29,8 +29,10 @@ final class Logger {
     }
 
     func reopen(path: String) {
-        if let file { fclose(file) }
-        file = path.isEmpty ? nil : fopen(path, "a")
+        lock.withLock {
+            if let file { fclose(file) }
+            file = path.isEmpty ? nil : fopen(path, "a")
+        }
     }
 
     func error(_ message: @autoclosure () -> String) { write(.error, "ERROR", message()) }
@@ -41,7 +43,14 @@ final class Logger {
         if verbose > 0 { write(.debug, "DEBUG", message()) }
     }
 
+    /// Lines come from every event loop's thread; one at a time.
+    private let lock = Lock()
+
     private func write(_ level: Level, _ label: String, _ message: String) {
+        lock.withLock { writeLocked(level, label, message) }
+    }
+
+    private func writeLocked(_ level: Level, _ label: String, _ message: String) {
         if syslogOpen { pooler_syslog(Int32(level.rawValue), message) }
         var line = timestampText()
         line.reserveCapacity(line.utf8.count + message.utf8.count + 32)

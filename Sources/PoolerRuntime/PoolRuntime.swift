@@ -61,6 +61,10 @@ final class PoolRuntime {
     /// Loop time since when an automatic pool has had no clients.
     var unusedSince: UInt64?
     var mode: PoolMode { state.limits.mode }
+    /// workers > 1: what this pool's loops show each other (see ServerHandover).
+    let board: PoolBoard?
+    /// A request for an idle server is on its way to another loop.
+    var pullPending = false
 
     init(pooler: Pooler, key: PoolKey, database: DatabaseEntry, serverUser: String,
          credential: ServerCredential, limits: PoolLimits, isAutoDatabase: Bool = false) {
@@ -71,6 +75,7 @@ final class PoolRuntime {
         self.serverUser = serverUser
         self.credential = credential
         self.state = PoolState(key: key, limits: limits)
+        self.board = pooler.workers.count > 1 ? pooler.workers.board(for: key) : nil
     }
 
     // MARK: clients
@@ -92,12 +97,14 @@ final class PoolRuntime {
             client.waitStart = pooler.loop.now
             launchServers()
         }
+        publish()
     }
 
     func cancelWait(_ client: ClientConnection) {
         state.cancelWait(client: client)
         welcomeWaiters.removeAll { $0 === client }
         if client.replication != .none { replicationWaiters.removeAll { $0 === client } }
+        publish()
     }
 
     // MARK: replication clients
@@ -121,8 +128,8 @@ final class PoolRuntime {
         defer { launchingReplication = false }
         while let client = replicationWaiters.first {
             guard pooler.serversUsable, !isPaused else { return }
-            let poolRoom = state.limits.poolSize > 0 ? state.limits.poolSize - state.serverCount : 1
-            if min(poolRoom, pooler.globalServerRoom(for: self)) <= 0 {
+            let poolRoom = state.limits.poolSize > 0 ? state.limits.poolSize - totalServers : 1
+            if min(poolRoom, pooler.globalServerRoom(for: self)) <= 0 || !reserveServer(limit: state.limits.poolSize) {
                 // As PgBouncer's launch_new_connection(evict_if_needed): idle servers go,
                 // this pool's first, then those of pools under the same global limit.
                 if let idle = state.idle.first, state.removeIdle(idle) {
@@ -152,9 +159,24 @@ final class PoolRuntime {
         client.sendWelcome(server.parameters)
     }
 
+    /// The pool's welcome parameters are known (from a server login here or on another
+    /// loop): the clients waiting for them get them.
+    func adoptWelcome(_ parameters: [(String, String)]) {
+        guard welcome == nil else { return }
+        welcome = parameters
+        let waiters = welcomeWaiters
+        welcomeWaiters = []
+        for client in waiters where !client.closed { client.sendWelcome(parameters) }
+    }
+
     /// A client that just logged in: send the welcome now or when the first server is up.
     func welcomeClient(_ client: ClientConnection) {
         stats.clientLoginCount += 1
+        if welcome == nil, board != nil, let shared = pooler.workers.welcome(for: key) {
+            // Another loop's server of this pool logged in already: its parameters do
+            // (for the clients already waiting here too).
+            adoptWelcome(shared)
+        }
         if let welcome {
             client.sendWelcome(welcome)
         } else if let failure = recentLoginFailure {
@@ -188,7 +210,11 @@ final class PoolRuntime {
     func launchServers() {
         if !replicationWaiters.isEmpty { launchReplicationServers() }
         guard pooler.serversUsable, !isPaused, recentLoginFailure == nil else { return }
-        let needed = state.serversToOpen(now: pooler.loop.now, extraDemand: welcomeWaiters.isEmpty ? 0 : 1)
+        // Whatever could not be opened here within the shared limit, another loop's
+        // idle server may serve.
+        defer { if board != nil { requestServerFromOtherLoop() } }
+        let now = pooler.loop.now
+        let needed = state.serversToOpen(now: now, extraDemand: welcomeWaiters.isEmpty ? 0 : 1, totalServers: totalServers)
         guard needed > 0 else { return }
         var room = pooler.globalServerRoom(for: self)
         if needed > room {
@@ -196,14 +222,38 @@ final class PoolRuntime {
             // pools under the same limit make way, as PgBouncer evicts them.
             room += pooler.evictIdleServers(for: self, count: needed - room)
         }
-        for _ in 0..<min(needed, room) { openServer() }
+        let limit = state.effectiveLimit(now: now)
+        // Servers for waiting clients count against pool_size; the rest only fill up to
+        // min_pool_size (exactly, however many loops top it up at once).
+        let forClients = state.waiting.count + (welcomeWaiters.isEmpty ? 0 : 1) - state.loggingIn.count
+        for opened in 0..<min(needed, room) {
+            // Counted before opening, in one step with the limit checks: another loop
+            // may have opened one since `needed` was computed.
+            if opened >= forClients && state.limits.minPoolSize == 0 { break }
+            let cap = opened < forClients ? limit : (limit > 0 ? min(limit, state.limits.minPoolSize) : state.limits.minPoolSize)
+            guard reserveServer(limit: cap) else { break }
+            openServer()
+        }
     }
 
-    /// Starts one server login; false only while the host name is being resolved
-    /// (`launchServers` runs again when it has).
+    /// This pool's servers on every loop.
+    var totalServers: Int { pooler.workers.count == 1 ? state.serverCount : pooler.workers.serverCount(key) }
+
+    /// Counts one more server in the shared limits if pool_size (`limit`, 0 = none),
+    /// max_db_connections and max_user_connections allow it.
+    private func reserveServer(limit: Int) -> Bool {
+        pooler.workers.reserveServer(key, poolLimit: limit,
+                                     databaseLimit: database.maxDbConnections ?? pooler.settings.maxDbConnections,
+                                     userLimit: pooler.config.users[key.user]?.maxUserConnections ?? pooler.settings.maxUserConnections)
+    }
+
+    /// Starts one server login, counted in the shared limits already (`reserveServer`);
+    /// false only while the host name is being resolved (`launchServers` runs again when
+    /// it has). The count goes when the server closes, or here if none was created.
     @discardableResult
     private func openServer(replicationFor replicationClient: ClientConnection? = nil) -> Bool {
         func failed(_ message: String) -> Bool {
+            pooler.workers.serverClosed(key)
             if let replicationClient {
                 replicationClient.fail(message: message, code: SQLState.sqlClientUnableToEstablish)
             } else {
@@ -221,6 +271,7 @@ final class PoolRuntime {
             case .addresses(let addresses):
                 address = addresses.first
             case .pending:
+                pooler.workers.serverClosed(key)
                 return false // launchServers runs again when the name has resolved
             case .unknown:
                 address = nil
@@ -273,10 +324,16 @@ final class PoolRuntime {
         }
         lastLoginFailure = nil
         if welcome == nil {
-            welcome = server.parameters
-            let waiters = welcomeWaiters
-            welcomeWaiters = []
-            for client in waiters where !client.closed { client.sendWelcome(server.parameters) }
+            adoptWelcome(server.parameters)
+            if board != nil {
+                // Clients of this pool logging in on other loops need not wait for a
+                // server of their own either.
+                pooler.workers.setWelcome(server.parameters, for: key)
+                let parameters = server.parameters, key = self.key
+                for index in 0..<pooler.workers.count where index != pooler.workerIndex {
+                    pooler.workers.post(to: index) { $0.pools[key]?.adoptWelcome(parameters) }
+                }
+            }
         }
         serverReleased(server)
     }
@@ -311,7 +368,9 @@ final class PoolRuntime {
                              : isPaused ? "pause mode" : expired ? "server lifetime over" : "pooler shutting down")
             return
         }
-        if let client = state.serverReady(server) {
+        if board != nil, let target = handOverTarget(for: server) {
+            handOver(server, to: target)
+        } else if let client = state.serverReady(server) {
             link(server, client)
         } else if pooler.settings.serverCheckDelay == 0 && !pooler.settings.serverCheckQuery.isEmpty && !checked {
             // server_check_delay = 0: every released server is checked before reuse.
@@ -323,11 +382,14 @@ final class PoolRuntime {
             pooler.serverBecameIdle()
         }
         if !pooler.pendingAdminReplies.isEmpty { pooler.completePendingAdminReplies() }
+        publish()
     }
 
     func serverClosed(_ server: ServerConnection) {
         state.serverClosed(server)
         servers[server.id] = nil
+        pooler.workers.serverClosed(key)
+        publish()
         pooler.serverCountChanged()
         if !state.waiting.isEmpty || !welcomeWaiters.isEmpty || !replicationWaiters.isEmpty { launchServers() }
     }
@@ -415,7 +477,7 @@ final class PoolRuntime {
         // server_idle_timeout and server_lifetime close idle servers above min_pool_size
         let idleLimit = settings.serverIdleTimeout
         let lifetime = serverLifetime
-        for server in state.idle where state.serverCount > state.limits.minPoolSize {
+        for server in state.idle where totalServers > state.limits.minPoolSize {
             let idleFor = Double(now &- server.idleSince) / 1e6
             let age = Double(now &- server.connectTime) / 1e6
             if idleLimit > 0 && idleFor >= idleLimit {
@@ -431,5 +493,6 @@ final class PoolRuntime {
             || state.serverCount < state.limits.minPoolSize {
             launchServers()
         }
+        publish()
     }
 }

@@ -11,6 +11,9 @@ import PoolerWire
 /// `globalServerRoom` limit check, the narrow interface a multi-loop version shares.
 final class Pooler {
     let loop: EventLoop
+    /// All loops of the process and what they share; this loop is `workers.loops[workerIndex]`.
+    let workers: Workers
+    let workerIndex: Int
     private(set) var config: Config {
         didSet {
             settings = config.settings
@@ -37,8 +40,9 @@ final class Pooler {
     private var poolOrder: [PoolKey] = []
     private var connectionCounter = 0
     lazy var admin = AdminService(pooler: self)
-    /// Distinct prepared statements of all clients on this loop.
-    var statementRegistry = PreparedStatementRegistry()
+    /// Distinct prepared statements of all clients, shared by the loops (a server that
+    /// moves to another loop keeps its statements' ids).
+    var statementRegistry: SharedStatementRegistry { workers.statementRegistry }
     let startTime = Int(time(nil))
     /// Per-database counters at the last two stats ticks; the avg_* columns are computed
     /// between them, as PgBouncer does.
@@ -49,7 +53,7 @@ final class Pooler {
     private var lastStatsLog: UInt64
 
     enum Shutdown { case none, waitForServers, waitForClients, immediate }
-    private(set) var shutdown: Shutdown = .none
+    fileprivate(set) var shutdown: Shutdown = .none
     /// New logins are refused once any shutdown has begun.
     var acceptingClients: Bool { shutdown == .none }
     /// Servers keep serving connected clients during WAIT_FOR_CLIENTS; during
@@ -70,7 +74,9 @@ final class Pooler {
     /// TLS contexts from the current configuration.
     var tlsSetup: TLSSetup
 
-    init(config: Config, log: Logger) throws {
+    init(config: Config, log: Logger, workers: Workers = Workers(count: 1), index: Int = 0) throws {
+        self.workers = workers
+        self.workerIndex = index
         self.config = config
         self.settings = config.settings
         self.sessionSettingsTemplate = SessionSettings(extraTracked: config.settings.trackExtraParameters)
@@ -79,7 +85,7 @@ final class Pooler {
         self.loop = try EventLoop()
         // From here on a signal is queued for the loop (even one that arrives before the
         // loop runs): a SIGHUP during start-up must not kill the process by default action.
-        pooler_install_signal_handlers(loop.wakeDescriptor)
+        if index == 0 { pooler_install_signal_handlers(loop.wakeDescriptor) }
         backpressureLimit = max(config.settings.pktBuf * 16, 64 * 1024)
         lastStatsTime = loop.now
         lastStatsLog = loop.now
@@ -88,7 +94,7 @@ final class Pooler {
 
     func nextConnectionID() -> Int {
         connectionCounter += 1
-        return connectionCounter
+        return Workers.connectionID(counter: connectionCounter - 1, index: workerIndex, count: workers.count)
     }
 
     private func loadAuthFile() throws {
@@ -157,8 +163,23 @@ final class Pooler {
 
     private func addListener(fd: Int32, isUnix: Bool, path: String?) throws {
         let listener = ListenerHandler(pooler: self, fd: fd, isUnix: isUnix, port: settings.listenPort, path: path)
-        listener.token = try loop.register(fd: fd, events: EventMask.readable, handler: listener)
+        // With several loops each waits on the same listening sockets; EPOLLEXCLUSIVE wakes
+        // one of them per connection (a loop busy elsewhere is not in epoll_wait, so the
+        // idle ones take the new clients).
+        let events = EventMask.readable | (workers.count > 1 ? EventMask.exclusive : 0)
+        listener.token = try loop.register(fd: fd, events: events, handler: listener)
         listeners.append(listener)
+    }
+
+    /// workers > 1: this loop accepts on the listening sockets of loop 0 too, through
+    /// its own descriptors (dup), which it closes itself.
+    func shareListeners(of first: Pooler) throws {
+        for listener in first.listeners {
+            let fd = dup(listener.fd)
+            guard fd >= 0 else { throw SystemError("dup", errno: errno) }
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            try addListener(fd: fd, isUnix: listener.isUnix, path: nil)
+        }
     }
 
     var metricsListeners: [MetricsListener] = []
@@ -221,11 +242,15 @@ final class Pooler {
             return
         }
         clients[client.id] = client
+        workers.clientCountChanged(by: 1)
     }
 
     func clientClosed(_ client: ClientConnection) {
         clients[client.id] = nil
-        if client.countedAsAdmin { adminClientCount -= 1 }
+        if client.countedAsAdmin { adminClientCount -= 1 } else { workers.clientCountChanged(by: -1) }
+        if client.countedForLimits {
+            workers.releaseClient(database: client.databaseName, user: client.user)
+        }
         checkShutdownProgress()
     }
 
@@ -290,19 +315,14 @@ final class Pooler {
 
     var orderedPools: [PoolRuntime] { poolOrder.compactMap { pools[$0] } }
 
-    /// How many more servers max_db_connections / max_user_connections allow for `pool`.
+    /// How many more servers max_db_connections / max_user_connections allow for `pool`
+    /// (counting the servers of every loop).
     func globalServerRoom(for pool: PoolRuntime) -> Int {
         var room = Int.max
         let dbLimit = pool.database.maxDbConnections ?? settings.maxDbConnections
-        if dbLimit > 0 {
-            let used = pools.values.reduce(0) { $0 + ($1.key.database == pool.key.database ? $1.state.serverCount : 0) }
-            room = min(room, dbLimit - used)
-        }
+        if dbLimit > 0 { room = min(room, dbLimit - workers.serverCount(database: pool.key.database)) }
         let userLimit = config.users[pool.key.user]?.maxUserConnections ?? settings.maxUserConnections
-        if userLimit > 0 {
-            let used = pools.values.reduce(0) { $0 + ($1.key.user == pool.key.user ? $1.state.serverCount : 0) }
-            room = min(room, userLimit - used)
-        }
+        if userLimit > 0 { room = min(room, userLimit - workers.serverCount(user: pool.key.user)) }
         return max(room, 0)
     }
 
@@ -311,10 +331,30 @@ final class Pooler {
     func evictIdleServers(for pool: PoolRuntime, count: Int) -> Int {
         let dbLimit = pool.database.maxDbConnections ?? settings.maxDbConnections
         let userLimit = config.users[pool.key.user]?.maxUserConnections ?? settings.maxUserConnections
+        let evicted = evictIdleServers(sharingWith: pool.key, databaseLimited: dbLimit > 0, userLimited: userLimit > 0,
+                                       count: count)
+        if evicted < count && workers.count > 1 {
+            // The idle servers under the same limit may be on other loops: they close
+            // theirs and tell this loop to try again.
+            let key = pool.key, requester = workerIndex, wanted = count - evicted
+            for index in 0..<workers.count where index != workerIndex {
+                workers.post(to: index) { other in
+                    let closed = other.evictIdleServers(sharingWith: key, databaseLimited: dbLimit > 0,
+                                                        userLimited: userLimit > 0, count: wanted)
+                    if closed > 0 { other.workers.post(to: requester) { $0.pools[key]?.launchServers() } }
+                }
+            }
+        }
+        return evicted
+    }
+
+    /// Closes up to `count` idle servers of this loop's pools other than `key` that share
+    /// its database (when that is limited) or user (likewise).
+    private func evictIdleServers(sharingWith key: PoolKey, databaseLimited: Bool, userLimited: Bool, count: Int) -> Int {
         var evicted = 0
-        for other in orderedPools where other !== pool && evicted < count {
-            let sharesDatabase = dbLimit > 0 && other.key.database == pool.key.database
-            let sharesUser = userLimit > 0 && other.key.user == pool.key.user
+        for other in orderedPools where other.key != key && evicted < count {
+            let sharesDatabase = databaseLimited && other.key.database == key.database
+            let sharesUser = userLimited && other.key.user == key.user
             guard sharesDatabase || sharesUser else { continue }
             for server in other.state.idle where evicted < count {
                 guard other.state.removeIdle(server) else { continue }
@@ -354,13 +394,24 @@ final class Pooler {
             peersUsed.insert(id)
             _ = CancelForwarder(pooler: self, address: address, processID: pid, secretKey: key, peerID: id)
         case .local(let pid, let key):
-            var match: ClientConnection?
-            for client in clients.values where client.cancelKey.processID == pid {
-                if Crypto.constantTimeEquals(Self.bytes(client.cancelKey.secretKey), Self.bytes(key)) { match = client }
+            // The client may be on any loop: the others look too (at most one matches).
+            if !cancelLocalClient(processID: pid, secretKey: key) {
+                for index in 0..<workers.count where index != workerIndex {
+                    workers.post(to: index) { _ = $0.cancelLocalClient(processID: pid, secretKey: key) }
+                }
             }
-            guard let client = match, let server = client.server else { return }
-            _ = CancelForwarder(pooler: self, target: server)
         }
+    }
+
+    /// Forwards a cancel for a client of this loop; false if none has that key.
+    private func cancelLocalClient(processID pid: Int32, secretKey key: Int32) -> Bool {
+        var match: ClientConnection?
+        for client in clients.values where client.cancelKey.processID == pid {
+            if Crypto.constantTimeEquals(Self.bytes(client.cancelKey.secretKey), Self.bytes(key)) { match = client }
+        }
+        guard let client = match else { return false }
+        if let server = client.server { _ = CancelForwarder(pooler: self, target: server) }
+        return true
     }
 
     private static func bytes(_ value: Int32) -> [UInt8] {
@@ -384,13 +435,37 @@ final class Pooler {
 
     // MARK: running
 
+    /// A loop on its own thread (workers > 1): runs until stopped, then closes its
+    /// servers, so that the other loops may open theirs within the shared limits.
+    func runWorker() {
+        do {
+            try run()
+        } catch {
+            log.error("event loop \(workerIndex) failed: \(error)")
+        }
+        for pool in pools.values {
+            for server in Array(pool.servers.values) { server.terminate(reason: "shutting down") }
+        }
+        workers.markExited(workerIndex)
+    }
+
     func run() throws {
         loop.onWake { [unowned self] in
-            self.handleSignals()
+            self.workers.serviceInbox(of: self)
+            if self.workerIndex == 0 { self.handleSignals() }
             self.resolvedHostsArrived()
         }
         try loop.run(tickMilliseconds: 200) { self.janitor() }
         closeListeners()
+    }
+
+    /// Runs `body` for every running loop (this one included) while the others wait at a
+    /// safe point; with one loop, for this one. For state every loop holds its own copy
+    /// of: pause, configuration, shutdown.
+    func everyLoop(_ body: (Pooler) -> Void) {
+        workers.stopTheWorld(from: workerIndex) {
+            for pooler in workers.runningLoops { body(pooler) }
+        }
     }
 
     private func handleSignals() {
@@ -411,15 +486,19 @@ final class Pooler {
         }
         if pooler_take_signal(SIGUSR1) > 0 {
             log.info("got SIGUSR1, pausing all activity")
-            if pauseMode == .none { pauseMode = .pause; applyPause() }
+            everyLoop { pooler in
+                if pooler.pauseMode == .none { pooler.pauseMode = .pause; pooler.applyPause() }
+            }
         }
         if pooler_take_signal(SIGUSR2) > 0 {
             log.info("got SIGUSR2, continuing")
-            let wasSuspended = pauseMode == .suspend
-            pauseMode = .none
-            pausedDatabases.removeAll()
-            if wasSuspended { resumeReading() }
-            for pool in orderedPools { pool.resumed() }
+            everyLoop { pooler in
+                let wasSuspended = pooler.pauseMode == .suspend
+                pooler.pauseMode = .none
+                pooler.pausedDatabases.removeAll()
+                if wasSuspended { pooler.resumeReading() }
+                for pool in pooler.orderedPools { pool.resumed() }
+            }
         }
     }
 
@@ -430,10 +509,19 @@ final class Pooler {
         case .waitForServers: log.info("got SIGINT, shutting down, waiting for servers")
         case .waitForClients: log.info("got SIGTERM, shutting down, waiting for clients")
         }
-        shutdown = mode
         _ = pooler_sd_notify("STOPPING=1")
-        closeListeners(keepUnixSocket: mode != .immediate)
-        checkShutdownProgress()
+        everyLoop { pooler in
+            pooler.shutdown = mode
+            pooler.closeListeners(keepUnixSocket: mode != .immediate)
+            pooler.checkShutdownProgress()
+        }
+    }
+
+    /// This loop's part of a shutdown is over: it stops. Loop 0, which handles signals
+    /// and whose return ends the process, stops last.
+    private func stopForShutdown() {
+        if workerIndex == 0 && !workers.othersExited { return }
+        loop.stop()
     }
 
     private func checkShutdownProgress() {
@@ -441,9 +529,9 @@ final class Pooler {
         case .none:
             return
         case .immediate:
-            loop.stop()
+            stopForShutdown()
         case .waitForClients:
-            if clientCount(excludingAdmin: true) == 0 { loop.stop() }
+            if clientCount(excludingAdmin: true) == 0 { stopForShutdown() }
         case .waitForServers:
             // Idle servers close right away; active ones finish their transaction first.
             for pool in pools.values {
@@ -451,7 +539,7 @@ final class Pooler {
                     server.terminate(reason: "shutting down")
                 }
             }
-            if pools.values.allSatisfy({ $0.state.active.isEmpty }) { loop.stop() }
+            if pools.values.allSatisfy({ $0.state.active.isEmpty }) { stopForShutdown() }
         }
     }
 
@@ -470,15 +558,21 @@ final class Pooler {
             tls = try TLSSetup.make(fresh.settings)
             let freshHBA = try Self.loadHBA(fresh.settings)
             let freshMaps = freshHBA == nil ? nil : try Self.loadIdentMaps(fresh.settings)
-            hba = freshHBA
-            identMaps = freshMaps
+            everyLoop { pooler in
+                pooler.hba = freshHBA
+                pooler.identMaps = freshMaps
+            }
         } catch {
             log.error("config reload failed, keeping the old configuration: \(error)")
             return false
         }
         for warning in fresh.warnings { log.warning(warning) }
-        tlsSetup = tls
-        apply(fresh)
+        let path = configPath
+        everyLoop { pooler in
+            pooler.configPath = path
+            pooler.tlsSetup = tls
+            pooler.apply(fresh)
+        }
         return true
     }
 
@@ -491,15 +585,9 @@ final class Pooler {
         if let secrets = try? (fresh.settings.authFile.isEmpty ? [:] : AuthFile.load(path: fresh.settings.authFile)) {
             authSecrets = secrets
         }
-        log.verbose = fresh.settings.verbose
+        if workerIndex == 0 { reconfigureLog(from: old.settings, to: fresh.settings) }
         resolver.ttl = UInt64(fresh.settings.dnsMaxTTL * 1_000_000)
         resolver.negativeTTL = UInt64(fresh.settings.dnsNXDomainTTL * 1_000_000)
-        if fresh.settings.logfile != old.settings.logfile { log.reopen(path: fresh.settings.logfile) }
-        if fresh.settings.syslog != old.settings.syslog || fresh.settings.syslogIdent != old.settings.syslogIdent
-            || fresh.settings.syslogFacility != old.settings.syslogFacility {
-            log.configureSyslog(enabled: fresh.settings.syslog, ident: fresh.settings.syslogIdent,
-                                facility: fresh.settings.syslogFacility)
-        }
         for pool in pools.values {
             guard let database = fresh.database(named: pool.key.database) else { continue }
             let changed = database.host != pool.database.host || database.port != pool.database.port
@@ -509,6 +597,15 @@ final class Pooler {
             pool.state.limits = poolLimits(database: database, user: pool.key.user)
             if changed { pool.reconnect() }
             pool.launchServers()
+        }
+    }
+
+    /// The logger is shared by the loops: reconfigured once (by loop 0).
+    private func reconfigureLog(from old: Settings, to fresh: Settings) {
+        log.verbose = fresh.verbose
+        if fresh.logfile != old.logfile { log.reopen(path: fresh.logfile) }
+        if fresh.syslog != old.syslog || fresh.syslogIdent != old.syslogIdent || fresh.syslogFacility != old.syslogFacility {
+            log.configureSyslog(enabled: fresh.syslog, ident: fresh.syslogIdent, facility: fresh.syslogFacility)
         }
     }
 
@@ -554,7 +651,7 @@ final class Pooler {
             lastStatsTime = now
             olderStats = previousStats
             previousStats = statsByDatabase()
-            if settings.logStats { logStats() }
+            if settings.logStats && workerIndex == 0 { logStats() }
         }
         let cancelTimeout = UInt64(settings.cancelWaitTimeout * 1_000_000)
         for forwarder in cancelForwarders where cancelTimeout > 0 { forwarder.expireIfOlder(than: cancelTimeout, now: now) }

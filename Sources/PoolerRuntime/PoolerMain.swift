@@ -76,11 +76,18 @@ public enum PoolerMain {
         log.configureSyslog(enabled: settings.syslog, ident: settings.syslogIdent, facility: settings.syslogFacility)
         for warning in config.warnings { log.warning(warning) }
         FileDescriptorLimit.check(settings: settings, config: config, log: log)
+        let workerCount = settings.workers > 0 ? settings.workers : max(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 1)
+        let workers = Workers(count: workerCount)
         let pooler: Pooler
         do {
-            pooler = try Pooler(config: config, log: log)
-            pooler.configPath = iniPath
+            for index in 0..<workerCount {
+                let loop = try Pooler(config: config, log: log, workers: workers, index: index)
+                loop.configPath = iniPath
+                workers.add(loop)
+            }
+            pooler = workers.loops[0]
             try pooler.startListening()
+            for other in workers.loops.dropFirst() { try other.shareListeners(of: pooler) }
         } catch {
             log.error("\(error)")
             fail("\(error)")
@@ -92,11 +99,14 @@ public enum PoolerMain {
             log.pid = getpid()
         }
         writePidFile(settings.pidfile)
-        log.info("process up: \(PoolerVersion.full), pid \(getpid())")
+        log.info("process up: \(PoolerVersion.full), pid \(getpid())\(workerCount > 1 ? ", \(workerCount) workers" : "")")
         // Type=notify units (PgBouncer's shipped pgbouncer.service) wait for this.
         _ = pooler_sd_notify("READY=1\nMAINPID=\(getpid())\nSTATUS=accepting connections")
         do {
+            // Threads only now: daemonize's fork keeps just the calling thread.
+            try workers.startThreads()
             try pooler.run()
+            workers.joinOthers()
         } catch {
             log.error("event loop failed: \(error)")
             removePidFile(settings.pidfile)

@@ -81,6 +81,28 @@ final class ServerConnection: Connection {
     }
 
 
+    /// workers > 1: the same idle server, now on `pool`'s loop (see PoolRuntime.handOver).
+    init(adopting old: ServerConnection, pool: PoolRuntime) {
+        self.pool = pool
+        login = old.login
+        startupParameters = old.startupParameters
+        statementCache = old.statementCache
+        settings = old.settings
+        replication = old.replication
+        super.init(adopting: old, pooler: pool.pooler)
+        state = old.state
+        wantsWritable = false
+        tracker = old.tracker
+        responses = old.responses
+        linkCount = old.linkCount
+        lastReadyTime = old.lastReadyTime
+        parameters = old.parameters
+        backendProcessID = old.backendProcessID
+        backendSecretKey = old.backendSecretKey
+        idleSince = old.idleSince
+        closeWhenReleased = old.closeWhenReleased
+    }
+
     var isLoggingIn: Bool {
         switch state {
         case .connecting, .sslRequest, .tlsHandshake, .login, .connectQuery: return true

@@ -60,3 +60,22 @@ void pooler_closelog(void);
 int pooler_sd_notify(const char *state);
 
 #endif
+
+/* Recycled I/O buffer storage, per thread (each event loop runs on its own thread):
+ * power-of-two size classes from 1 KiB to 64 KiB, at most 512 blocks each. A block
+ * may be given back on another thread than the one that took it. */
+void *pooler_buffer_take(size_t capacity);
+void pooler_buffer_give(void *storage, size_t capacity);
+
+/* The thread a loop runs on (workers > 1): runs body(context) on a new detached-less
+ * thread; returns 0 or an errno. */
+int pooler_thread_start(void *(*body)(void *), void *context, unsigned long *thread);
+int pooler_thread_join(unsigned long thread);
+
+/* Counters one event loop writes and the others read (workers > 1). */
+static inline void pooler_atomic_store(uint64_t *target, uint64_t value) {
+    __atomic_store_n(target, value, __ATOMIC_SEQ_CST);
+}
+static inline uint64_t pooler_atomic_load(const uint64_t *source) {
+    return __atomic_load_n(source, __ATOMIC_SEQ_CST);
+}

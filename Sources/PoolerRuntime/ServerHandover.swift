@@ -1,0 +1,95 @@
+import PoolerCore
+import PoolerIO
+
+/// workers > 1: servers move between loops so that a pool's limit is shared, not split.
+/// A released server goes to another loop when nobody waits for it here and someone
+/// waits there, or when a client there has waited clearly longer than any here (so no
+/// loop starves behind a busy one); a loop whose clients wait while the pool is full asks
+/// a loop with idle servers for one. The server object is rebuilt on the new loop around
+/// the same socket, TLS session and session state.
+extension PoolRuntime {
+    /// How much longer a client on another loop must have waited than this loop's
+    /// oldest for a released server to cross over: moving costs a few syscalls, so under
+    /// even load servers stay, and a loop that falls behind catches up.
+    static let crossLoopWaitSlack: UInt64 = 5_000
+
+    /// Publishes this loop's idle count and oldest wait for the other loops.
+    @inline(__always)
+    func publish() {
+        guard let board else { return }
+        board.publish(loop: pooler.workerIndex, idle: state.idle.count, oldestWait: state.waiting.first?.since ?? 0)
+    }
+
+    /// For a server just released clean: the loop it should go to instead of serving
+    /// here, if any.
+    func handOverTarget(for server: ServerConnection) -> Int? {
+        guard let board, server.replication == .none, !server.closeWhenReleased, server.cancelsInFlight == 0,
+              server.canMoveToOtherLoop,
+              let other = board.longestWaiting(except: pooler.workerIndex) else { return nil }
+        if let local = state.waiting.first?.since, other.since &+ Self.crossLoopWaitSlack >= local { return nil }
+        return other.loop
+    }
+
+    /// Moves an idle or just-released server (not linked, nothing in flight) to loop
+    /// `target`: it leaves this pool and epoll set here and is adopted there.
+    func handOver(_ server: ServerConnection, to target: Int) {
+        state.serverClosed(server)
+        servers[server.id] = nil
+        server.becameIdle()
+        server.unregisterForHandOver()
+        let key = self.key
+        let moved = pooler.workers.post(to: target) { $0.adoptServer(server, key: key) }
+        if !moved {
+            // The target loop has stopped (shutdown): the server just closes.
+            servers[server.id] = server
+            state.serverLoginStarted(server)
+            server.terminate(reason: "shutting down")
+        }
+        publish()
+    }
+
+    /// Clients here wait and the pool is full: ask a loop with idle servers for one
+    /// (one request at a time; the janitor asks again if the answer was "none").
+    func requestServerFromOtherLoop() {
+        guard let board, !pullPending, !isPaused,
+              state.waiting.count + (welcomeWaiters.isEmpty ? 0 : 1) > state.loggingIn.count,
+              let source = board.loopWithIdle(except: pooler.workerIndex) else { return }
+        let key = self.key, requester = pooler.workerIndex
+        pullPending = pooler.workers.post(to: source) { $0.giveIdleServer(key: key, to: requester) }
+    }
+}
+
+extension Pooler {
+    /// Another loop asked for an idle server of `key`: hand one over unless this loop's
+    /// own clients need it; else say there is none.
+    func giveIdleServer(key: PoolKey, to requester: Int) {
+        if let pool = pools[key], pool.state.waiting.isEmpty, let server = pool.state.idle.last,
+           server.cancelsInFlight == 0, server.canMoveToOtherLoop {
+            pool.handOver(server, to: requester)
+            return
+        }
+        workers.post(to: requester) { $0.pools[key]?.pullPending = false }
+    }
+
+    /// A server handed over by another loop joins this loop's pool as if it had just
+    /// logged in: the first waiting client gets it, else it is idle here.
+    func adoptServer(_ old: ServerConnection, key: PoolKey) {
+        guard let pool = pools[key] else {
+            // The pool is gone here (freed automatic database): the server closes.
+            Syscall.close(old.fd)
+            workers.serverClosed(key)
+            return
+        }
+        pool.pullPending = false
+        let server = ServerConnection(adopting: old, pool: pool)
+        pool.servers[server.id] = server
+        pool.state.serverLoginStarted(server)
+        do {
+            try server.register()
+        } catch {
+            server.close(reason: "could not register handed-over server: \(error)")
+            return
+        }
+        pool.serverLoggedIn(server)
+    }
+}

@@ -1,0 +1,260 @@
+import CLinuxShims
+import Glibc
+import PoolerCore
+import PoolerIO
+
+/// The event loops of one pooler process (`workers`): each loop owns its clients and
+/// servers and runs on its own thread. What they share is here, behind one lock that is
+/// never held across a syscall: the counts that make pool limits global (servers per
+/// pool, database and user; clients), a message inbox per loop (work another loop hands
+/// over: a server, a cancel, a request for an idle server), and "stop the world" for the
+/// rare operations that read or change every loop at once (admin console, signals,
+/// reload), which run while the other loops wait at a safe point.
+final class Workers: @unchecked Sendable {
+    let count: Int
+    /// Filled before any loop thread starts, read-only afterwards.
+    private(set) var loops: [Pooler] = []
+    private let lock = Lock()
+
+    init(count: Int) {
+        self.count = max(count, 1)
+        inboxes = Array(repeating: [], count: self.count)
+        parkRequested = Array(repeating: false, count: self.count)
+        exited = Array(repeating: false, count: self.count)
+    }
+
+    func add(_ pooler: Pooler) { loops.append(pooler) }
+
+    // MARK: threads
+
+    private var threads: [UInt] = []
+    /// Loops whose `run` has returned: they take no more work and never park.
+    private var exited: [Bool]
+    private var exitedCount = 0
+
+    /// Runs loops 1..<count on threads of their own (loop 0 runs on the caller's).
+    func startThreads() throws {
+        for pooler in loops.dropFirst() {
+            let context = Unmanaged.passRetained(pooler).toOpaque()
+            var thread: UInt = 0
+            let result = pooler_thread_start({ context in
+                let pooler = Unmanaged<Pooler>.fromOpaque(context!).takeRetainedValue()
+                pooler.runWorker()
+                return nil
+            }, context, &thread)
+            guard result == 0 else { throw StartupError("could not start event loop thread: \(SystemError("pthread_create", errno: result))") }
+            threads.append(thread)
+        }
+    }
+
+    /// After loop 0 has stopped (last, see Pooler.stopForShutdown): the threads end.
+    func joinOthers() {
+        for thread in threads { _ = pooler_thread_join(thread) }
+    }
+
+    func markExited(_ index: Int) {
+        lock.withLock {
+            exited[index] = true
+            exitedCount += 1
+            inboxes[index] = []
+            lock.broadcast()
+        }
+    }
+
+    /// Every loop but 0 has stopped.
+    var othersExited: Bool { lock.withLock { exitedCount == count - 1 } }
+
+    /// Loops still running, the caller's included.
+    var runningLoops: [Pooler] {
+        lock.withLock { loops.filter { !exited[$0.workerIndex] } }
+    }
+
+    // MARK: messages
+
+    private var inboxes: [[(Pooler) -> Void]]
+
+    /// Runs `work` on loop `index`'s thread, soon; false if that loop has stopped.
+    @discardableResult
+    func post(to index: Int, _ work: @escaping (Pooler) -> Void) -> Bool {
+        let posted: Bool = lock.withLock {
+            guard !exited[index] else { return false }
+            inboxes[index].append(work)
+            return true
+        }
+        if posted { wake(index) }
+        return posted
+    }
+
+    private func wake(_ index: Int) {
+        var one: UInt64 = 1
+        _ = Glibc.write(loops[index].loop.wakeDescriptor, &one, 8)
+    }
+
+    /// Called by each loop when its eventfd fires: parks if the world is being stopped,
+    /// then runs the work other loops posted to it.
+    func serviceInbox(of pooler: Pooler) {
+        guard count > 1 else { return }
+        let index = pooler.workerIndex
+        let work: [(Pooler) -> Void] = lock.withLock {
+            if parkRequested[index] { parkLocked(index) }
+            let pending = inboxes[index]
+            inboxes[index] = []
+            return pending
+        }
+        for item in work { item(pooler) }
+    }
+
+    // MARK: stop the world
+
+    private var worldOwner = -1
+    private var worldOwnerThread = pthread_t()
+    private var worldGeneration = 0
+    private var parkRequested: [Bool]
+    private var parkedCount = 0
+
+    /// Runs `body` on the calling loop's thread while every other loop waits between two
+    /// events; `body` may then read and change any loop's state. With one loop, just runs it.
+    func stopTheWorld<T>(from index: Int, _ body: () throws -> T) rethrows -> T {
+        // One loop, or called again from inside a stopped world (a command's effect on
+        // another loop that wants the world too): just run.
+        guard count > 1, !lock.withLock({ worldOwner != -1 && pthread_equal(worldOwnerThread, pthread_self()) != 0 }) else {
+            return try body()
+        }
+        lock.withLock {
+            // Another loop holds the world: wait, parking for it when it asks.
+            while worldOwner != -1 {
+                if parkRequested[index] { parkLocked(index) } else { lock.wait() }
+            }
+            worldOwner = index
+            worldOwnerThread = pthread_self()
+            parkedCount = 0
+            for other in 0..<count where other != index { parkRequested[other] = true }
+        }
+        for other in 0..<count where other != index { wake(other) }
+        lock.withLock {
+            // A loop that has stopped for good counts as parked (it never touches its state again).
+            while parkedCount + exitedCount < count - 1 { lock.wait() }
+        }
+        defer {
+            lock.withLock {
+                worldOwner = -1
+                for other in 0..<count { parkRequested[other] = false }
+                worldGeneration &+= 1
+                lock.broadcast()
+            }
+        }
+        return try body()
+    }
+
+    /// With the lock held: report parked and wait until the owner releases the world.
+    private func parkLocked(_ index: Int) {
+        parkRequested[index] = false
+        parkedCount += 1
+        lock.broadcast()
+        let generation = worldGeneration
+        while worldGeneration == generation { lock.wait() }
+    }
+
+    // MARK: global limits
+
+    private var serverCounts: [PoolKey: Int] = [:]
+
+    /// Servers of `key` on all loops (logging in, idle or active).
+    func serverCount(_ key: PoolKey) -> Int { lock.withLock { serverCounts[key] ?? 0 } }
+
+    func serverCount(database: String) -> Int {
+        lock.withLock { serverCounts.reduce(0) { $0 + ($1.key.database == database ? $1.value : 0) } }
+    }
+
+    func serverCount(user: String) -> Int {
+        lock.withLock { serverCounts.reduce(0) { $0 + ($1.key.user == user ? $1.value : 0) } }
+    }
+
+    /// Counts one more server of `key` if pool (`poolLimit`, 0 = none), database and user
+    /// limits all allow it; false if any is reached. Check and count are one step, so
+    /// loops opening servers at once never exceed a limit together.
+    func reserveServer(_ key: PoolKey, poolLimit: Int, databaseLimit: Int, userLimit: Int) -> Bool {
+        lock.withLock {
+            let own = serverCounts[key] ?? 0
+            if poolLimit > 0 && own >= poolLimit { return false }
+            if databaseLimit > 0 || userLimit > 0 {
+                var database = 0, user = 0
+                for (other, count) in serverCounts {
+                    if other.database == key.database { database += count }
+                    if other.user == key.user { user += count }
+                }
+                if databaseLimit > 0 && database >= databaseLimit { return false }
+                if userLimit > 0 && user >= userLimit { return false }
+            }
+            serverCounts[key] = own + 1
+            return true
+        }
+    }
+
+    func serverClosed(_ key: PoolKey) {
+        lock.withLock {
+            let left = (serverCounts[key] ?? 1) - 1
+            serverCounts[key] = left > 0 ? left : nil
+        }
+    }
+
+    private var clientTotal = 0
+    private var clientsByDatabase: [String: Int] = [:]
+    private var clientsByUser: [String: Int] = [:]
+
+    /// Non-admin clients connected to any loop (max_client_conn).
+    var clientCount: Int { lock.withLock { clientTotal } }
+
+    func clientCountChanged(by delta: Int) { lock.withLock { clientTotal += delta } }
+
+    /// Counts a client for its database and user unless that passes a limit (0 = none);
+    /// returns which limit would be passed.
+    enum ClientLimit { case database, user }
+    func reserveClient(database: String, user: String, databaseLimit: Int, userLimit: Int) -> ClientLimit? {
+        lock.withLock {
+            if databaseLimit > 0 && (clientsByDatabase[database] ?? 0) >= databaseLimit { return .database }
+            if userLimit > 0 && (clientsByUser[user] ?? 0) >= userLimit { return .user }
+            clientsByDatabase[database, default: 0] += 1
+            clientsByUser[user, default: 0] += 1
+            return nil
+        }
+    }
+
+    func releaseClient(database: String, user: String) {
+        lock.withLock {
+            clientsByDatabase[database, default: 1] -= 1
+            clientsByUser[user, default: 1] -= 1
+            if clientsByDatabase[database] == 0 { clientsByDatabase[database] = nil }
+            if clientsByUser[user] == 0 { clientsByUser[user] = nil }
+        }
+    }
+
+    let statementRegistry = SharedStatementRegistry()
+
+    private var boards: [PoolKey: PoolBoard] = [:]
+    private var welcomes: [PoolKey: [(String, String)]] = [:]
+
+    /// The ParameterStatus set of a pool's first server login on any loop, so a client
+    /// logging in on another loop does not wait for a server of its own.
+    func welcome(for key: PoolKey) -> [(String, String)]? { lock.withLock { welcomes[key] } }
+
+    func setWelcome(_ parameters: [(String, String)], for key: PoolKey) {
+        lock.withLock { if welcomes[key] == nil { welcomes[key] = parameters } }
+    }
+
+    /// The shared board of a pool (workers > 1), created on first use.
+    func board(for key: PoolKey) -> PoolBoard {
+        lock.withLock {
+            if let board = boards[key] { return board }
+            let board = PoolBoard(loops: count)
+            boards[key] = board
+            return board
+        }
+    }
+
+    // MARK: ids
+
+    /// Connection ids unique across loops (SHOW CLIENTS, KILL_CLIENT): loop `index` hands
+    /// out index + 1, index + 1 + count, ... without taking the lock.
+    static func connectionID(counter: Int, index: Int, count: Int) -> Int { counter * count + index + 1 }
+}
