@@ -134,3 +134,33 @@ final class TestClient {}
         }
     }
 }
+
+/// workers > 1: pool_size and min_pool_size apply to the pool's servers on every loop.
+@Suite struct PoolStateSharedLimitTests {
+    typealias State = PoolState<TestServer, TestClient>
+
+    @Test func serversOfOtherLoopsCountAgainstPoolSize() {
+        var pool = State(key: PoolKey(database: "db", user: "app"), limits: PoolLimits(poolSize: 3, minPoolSize: 2))
+        for _ in 1...5 { _ = pool.request(client: TestClient(), now: 10) }
+        #expect(pool.serversToOpen(now: 10) == 3)
+        #expect(pool.serversToOpen(now: 10, totalServers: 2) == 1)
+        #expect(pool.serversToOpen(now: 10, totalServers: 3) == 0)
+    }
+
+    @Test func minPoolSizeCountsEveryLoop() {
+        let pool = State(key: PoolKey(database: "db", user: "app"), limits: PoolLimits(poolSize: 5, minPoolSize: 2))
+        #expect(pool.serversToOpen(now: 0) == 2)
+        #expect(pool.serversToOpen(now: 0, totalServers: 2) == 0)
+    }
+
+    @Test func effectiveLimitAddsTheReserveAfterTheTimeout() {
+        var pool = State(key: PoolKey(database: "db", user: "app"),
+                         limits: PoolLimits(poolSize: 2, reservePoolSize: 1, reservePoolTimeout: 100))
+        #expect(pool.effectiveLimit(now: 0) == 2)
+        _ = pool.request(client: TestClient(), now: 0)
+        #expect(pool.effectiveLimit(now: 50) == 2)
+        #expect(pool.effectiveLimit(now: 100) == 3)
+        let unlimited = State(key: PoolKey(database: "db", user: "app"), limits: PoolLimits(poolSize: 0))
+        #expect(unlimited.effectiveLimit(now: 0) == 0)
+    }
+}
