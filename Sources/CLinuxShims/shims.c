@@ -11,7 +11,8 @@
 int pooler_epoll_wait(int epfd, uint32_t *events, uint64_t *data, int maxevents, int timeout_ms) {
     struct epoll_event evs[256];
     if (maxevents > 256) maxevents = 256;
-    int n = epoll_wait(epfd, evs, maxevents, timeout_ms);
+    /* epoll_pwait through syscall(2): not a cancellation point (see pooler_read). */
+    int n = (int)syscall(SYS_epoll_pwait, epfd, evs, maxevents, timeout_ms, (void *)0, 8);
     for (int i = 0; i < n; i++) {
         events[i] = evs[i].events;
         data[i] = evs[i].data.u64;

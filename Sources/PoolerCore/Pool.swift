@@ -63,6 +63,11 @@ public struct PoolState<Server: AnyObject, Client: AnyObject> {
 
     public var serverCount: Int { idle.count + active.count + loggingIn.count }
 
+    /// Loop time the oldest waiting client queued; 0 when nobody waits. Read without
+    /// copying the waiter (no retain of its client).
+    @inlinable
+    public var oldestWaitSince: UInt64 { waiting.isEmpty ? 0 : waiting[0].since }
+
     /// Microseconds the oldest client has waited.
     public func maxWait(now: UInt64) -> UInt64 {
         guard let first = waiting.first else { return 0 }

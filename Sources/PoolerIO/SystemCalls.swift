@@ -34,13 +34,13 @@ public enum Syscall {
     /// Bytes read, 0 at end of stream, nil when the socket has nothing now.
     @inline(__always)
     public static func read(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) throws(SystemError) -> Int? {
-        try check("read") { Glibc.read(fd, buffer, count) }
+        try check("read") { pooler_read(fd, buffer, count) }
     }
 
     /// Bytes written, nil when the socket buffer is full.
     @inline(__always)
     public static func send(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) throws(SystemError) -> Int? {
-        try check("send") { Glibc.send(fd, buffer, count, Int32(MSG_NOSIGNAL)) }
+        try check("send") { pooler_send(fd, buffer, count, Int32(MSG_NOSIGNAL)) }
     }
 
     /// Gathering send of two pieces in one syscall (`sendmsg`, MSG_NOSIGNAL): bytes queued
@@ -52,7 +52,7 @@ public enum Syscall {
             var message = msghdr()
             message.msg_iov = raw.baseAddress!.assumingMemoryBound(to: iovec.self)
             message.msg_iovlen = 2
-            return try check("sendmsg") { Glibc.sendmsg(fd, &message, Int32(MSG_NOSIGNAL)) }
+            return try check("sendmsg") { pooler_sendmsg(fd, &message, Int32(MSG_NOSIGNAL)) }
         }
     }
 

@@ -27,16 +27,24 @@ final class PoolBoard: @unchecked Sendable {
         pooler_atomic_store(slot + 1, oldestWait)
     }
 
+    @inline(__always)
     func idle(loop: Int) -> Int { Int(pooler_atomic_load(slots + loop * Self.stride)) }
 
+    @inline(__always)
     func oldestWait(loop: Int) -> UInt64 { pooler_atomic_load(slots + loop * Self.stride + 1) }
 
-    /// The other loop whose oldest client has waited longest, with that client's queue time.
-    func longestWaiting(except own: Int) -> (loop: Int, since: UInt64)? {
-        var best: (loop: Int, since: UInt64)?
+    /// The other loop whose oldest client has waited longest (-1: nobody waits on
+    /// another loop), and when that client queued. Called at every release: a load per loop.
+    @inline(__always)
+    func longestWaiting(except own: Int, since: inout UInt64) -> Int {
+        var best = -1
+        since = .max
         for loop in 0..<loops where loop != own {
-            let since = oldestWait(loop: loop)
-            if since != 0 && since < (best?.since ?? .max) { best = (loop, since) }
+            let queued = oldestWait(loop: loop)
+            if queued != 0 && queued < since {
+                since = queued
+                best = loop
+            }
         }
         return best
     }

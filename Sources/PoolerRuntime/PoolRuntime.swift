@@ -368,7 +368,7 @@ final class PoolRuntime {
                              : isPaused ? "pause mode" : expired ? "server lifetime over" : "pooler shutting down")
             return
         }
-        if board != nil, let target = handOverTarget(for: server) {
+        if let board, case let target = handOverTarget(for: server, board: board), target >= 0 {
             handOver(server, to: target)
         } else if let client = state.serverReady(server) {
             link(server, client)

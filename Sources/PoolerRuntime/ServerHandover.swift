@@ -17,17 +17,21 @@ extension PoolRuntime {
     @inline(__always)
     func publish() {
         guard let board else { return }
-        board.publish(loop: pooler.workerIndex, idle: state.idle.count, oldestWait: state.waiting.first?.since ?? 0)
+        board.publish(loop: pooler.workerIndex, idle: state.idle.count, oldestWait: state.oldestWaitSince)
     }
 
     /// For a server just released clean: the loop it should go to instead of serving
-    /// here, if any.
-    func handOverTarget(for server: ServerConnection) -> Int? {
-        guard let board, server.replication == .none, !server.closeWhenReleased, server.cancelsInFlight == 0,
-              server.canMoveToOtherLoop,
-              let other = board.longestWaiting(except: pooler.workerIndex) else { return nil }
-        if let local = state.waiting.first?.since, other.since &+ Self.crossLoopWaitSlack >= local { return nil }
-        return other.loop
+    /// here, if any (-1: none). Runs at every release, so the board is read first.
+    @inline(__always)
+    func handOverTarget(for server: ServerConnection, board: PoolBoard) -> Int {
+        var since: UInt64 = 0
+        let target = board.longestWaiting(except: pooler.workerIndex, since: &since)
+        guard target >= 0 else { return -1 }
+        let local = state.oldestWaitSince
+        if local != 0 && since &+ Self.crossLoopWaitSlack >= local { return -1 }
+        guard server.replication == .none, !server.closeWhenReleased, server.cancelsInFlight == 0,
+              server.canMoveToOtherLoop else { return -1 }
+        return target
     }
 
     /// Moves an idle or just-released server (not linked, nothing in flight) to loop
