@@ -17,6 +17,8 @@ final class CancelForwarder: EventHandler {
     private(set) weak var target: ServerConnection?
     /// The peer pooler this request goes to (SHOW PEER_POOLS), nil for a server.
     let peerID: Int?
+    /// Runs once when the request is done (taken, failed or expired).
+    var onFinish: (() -> Void)?
 
     convenience init?(pooler: Pooler, target: ServerConnection) {
         self.init(pooler: pooler, address: target.remote, processID: target.backendProcessID,
@@ -75,5 +77,8 @@ final class CancelForwarder: EventHandler {
             target.cancelsInFlight -= 1
             if target.cancelsInFlight == 0 { target.cancelsFinished() }
         }
+        let done = onFinish
+        onFinish = nil
+        done?()
     }
 }

@@ -76,8 +76,13 @@ extension ClientConnection {
             output.append([UInt8(ascii: "N")])
             flush()
         case .cancel(let pid, let key):
-            pooler.forwardCancel(processID: pid, secretKey: key)
-            close(reason: "cancel request")
+            // As PgBouncer 1.18+: the connection stays open until the server has taken
+            // the request (the postmaster closes its end once it signalled the backend),
+            // so the client's PQcancel returns only then, and its next query cannot be
+            // hit by a signal still on its way. Nothing more is read from it.
+            wantsRead = false
+            updateInterest()
+            pooler.forwardCancel(processID: pid, secretKey: key) { [self] in close(reason: "cancel request") }
         case .unsupportedProtocol(let code):
             fail(message: "unsupported protocol version: \(code >> 16).\(code & 0xFFFF)", code: SQLState.protocolViolation)
         case .startup(let parameters):

@@ -453,6 +453,9 @@ final class PoolRuntime {
     /// Called by the janitor once per tick.
     func maintain(now: UInt64) {
         let settings = pooler.settings
+        // A request for an idle server that was never answered (its loop stopped) does
+        // not block the next one for more than a tick.
+        pullPending = false
         // query_wait_timeout
         let waitLimit = UInt64(settings.queryWaitTimeout * 1_000_000)
         for client in state.clientsWaiting(longerThan: waitLimit, now: now) {

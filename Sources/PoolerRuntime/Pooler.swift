@@ -379,38 +379,61 @@ final class Pooler {
     /// Routes a client's CancelRequest to the backend its current transaction runs on.
     /// A request for a client without a server (or an unknown key) is dropped, as
     /// PostgreSQL does for keys it does not know. Keys are compared in constant time.
-    func forwardCancel(processID: Int32, secretKey: Int32) {
+    /// `done` runs on this loop once the request is over: taken by the server (or peer),
+    /// failed, expired after cancel_wait_timeout, or dropped.
+    func forwardCancel(processID: Int32, secretKey: Int32, done: @escaping () -> Void) {
         switch CancelKey.route(processID: processID, secretKey: secretKey, ownPeerID: settings.peerID) {
         case .expired:
             log.debug("cancel request dropped: its TTL was exhausted between peers")
+            done()
         case .peer(let id, let pid, let key):
             // Another instance behind the same address owns the client (peering).
             guard let peer = config.peers[id] else {
                 log.warning("could not find peer \(id) to forward a cancel request to")
-                return
+                return done()
             }
-            guard let address = SocketAddress.postgres(host: peer.host, port: peer.port) else { return }
+            guard let address = SocketAddress.postgres(host: peer.host, port: peer.port) else { return done() }
             log.debug("forwarding cancellation request to peer \(id)")
             peersUsed.insert(id)
-            _ = CancelForwarder(pooler: self, address: address, processID: pid, secretKey: key, peerID: id)
+            guard let forwarder = CancelForwarder(pooler: self, address: address, processID: pid, secretKey: key,
+                                                  peerID: id) else { return done() }
+            forwarder.onFinish = done
         case .local(let pid, let key):
-            // The client may be on any loop: the others look too (at most one matches).
-            if !cancelLocalClient(processID: pid, secretKey: key) {
-                for index in 0..<workers.count where index != workerIndex {
-                    workers.post(to: index) { _ = $0.cancelLocalClient(processID: pid, secretKey: key) }
+            if cancelLocalClient(processID: pid, secretKey: key, done: done) { return }
+            // The client may be on another loop: the others look (at most one matches).
+            // The one that does finishes the request; if none does, it is dropped.
+            var unanswered = workers.count - 1
+            guard unanswered > 0 else { return done() }
+            let requester = workerIndex
+            let noMatch = {
+                unanswered -= 1
+                if unanswered == 0 { done() }
+            }
+            for index in 0..<workers.count where index != workerIndex {
+                let posted = workers.post(to: index) { other in
+                    let found = other.cancelLocalClient(processID: pid, secretKey: key) {
+                        other.workers.post(to: requester) { _ in done() }
+                    }
+                    if !found { other.workers.post(to: requester) { _ in noMatch() } }
                 }
+                if !posted { noMatch() }
             }
         }
     }
 
-    /// Forwards a cancel for a client of this loop; false if none has that key.
-    private func cancelLocalClient(processID pid: Int32, secretKey key: Int32) -> Bool {
+    /// Forwards a cancel for a client of this loop; false if none has that key. `done`
+    /// runs (on this loop) when the request is over.
+    private func cancelLocalClient(processID pid: Int32, secretKey key: Int32, done: @escaping () -> Void) -> Bool {
         var match: ClientConnection?
         for client in clients.values where client.cancelKey.processID == pid {
             if Crypto.constantTimeEquals(Self.bytes(client.cancelKey.secretKey), Self.bytes(key)) { match = client }
         }
         guard let client = match else { return false }
-        if let server = client.server { _ = CancelForwarder(pooler: self, target: server) }
+        if let server = client.server, let forwarder = CancelForwarder(pooler: self, target: server) {
+            forwarder.onFinish = done
+        } else {
+            done()
+        }
         return true
     }
 

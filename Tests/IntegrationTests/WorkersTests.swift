@@ -58,28 +58,69 @@ import Testing
         return LoopClient(connection: connection, name: name, id: id)
     }
 
-    /// Connects app clients until there are at least `count` and each loop has at least
-    /// `perLoop` of them (at most `count + 20` attempts). Nil, with an issue recorded, if
-    /// the connections never reached both loops.
+    /// Opens `count` app clients at the same time (each with its own application_name):
+    /// an idle pooler's first loop accepts every connection that arrives alone, so only
+    /// simultaneous connections reach the other loops.
+    private static func connectTogether(_ pooler: PoolerProcess, count: Int) throws -> [(PQConnection, String)] {
+        let names = (0..<count).map { _ in TestEnvironment.uniqueName("w") }
+        let ready = Barrier(parties: count)
+        let opened = Threads.run(count: count) { index in
+            ready.arriveAndWait(timeout: 10)
+            return Result { try pooler.connect(extra: ["application_name": names[index]]) }
+        }
+        var connections: [(PQConnection, String)] = []
+        var firstError: Error?
+        for (index, outcome) in opened.enumerated() {
+            switch outcome {
+            case .success(let connection): connections.append((connection, names[index]))
+            case .failure(let error): firstError = firstError ?? error
+            }
+        }
+        if let firstError {
+            connections.forEach { $0.0.close() }
+            throw firstError
+        }
+        return connections
+    }
+
+    /// Exactly `count` app clients, at least `perLoop` of them on each loop: connects
+    /// batches of simultaneous clients until the loops have enough (at most 12 batches),
+    /// then closes the surplus of the busiest loop. Nil, with an issue recorded, if the
+    /// connections never reached every loop.
     private static func connectOnEveryLoop(_ pooler: PoolerProcess, _ admin: PQConnection, count: Int = 2,
                                            perLoop: Int = 1) throws -> [LoopClient]? {
         var clients: [LoopClient] = []
-        for attempt in 0..<(count + 20) {
-            let perLoopCounts = (0..<loops).map { loop in clients.filter { $0.loop == loop }.count }
-            if clients.count >= count && perLoopCounts.allSatisfy({ $0 >= perLoop }) { return clients }
-            let name = TestEnvironment.uniqueName("w\(attempt)")
-            let connection = try pooler.connect(extra: ["application_name": name])
-            #expect(try connection.exec("SELECT 1").scalar == "1")
-            clients.append(try locate(admin, connection, name: name))
+        func perLoopCounts() -> [Int] { (0..<loops).map { loop in clients.filter { $0.loop == loop }.count } }
+        for _ in 0..<12 {
+            if clients.count >= count && perLoopCounts().allSatisfy({ $0 >= perLoop }) { break }
+            for (connection, name) in try connectTogether(pooler, count: max(count - clients.count, 8)) {
+                clients.append(try locate(admin, connection, name: name))
+                #expect(try connection.exec("SELECT 1").scalar == "1")
+            }
         }
-        let perLoopCounts = (0..<loops).map { loop in clients.filter { $0.loop == loop }.count }
-        Issue.record("""
-            \(clients.count) connections did not give \(perLoop) client(s) on each of \(loops) loops: \
-            ids \(clients.map(\.id)), per loop \(perLoopCounts)
-            \(pooler.diagnostics)
-            """)
-        clients.forEach { $0.connection.close() }
-        return nil
+        guard clients.count >= count && perLoopCounts().allSatisfy({ $0 >= perLoop }) else {
+            Issue.record("""
+                \(clients.count) connections did not give \(perLoop) client(s) on each of \(loops) loops: \
+                ids \(clients.map(\.id)), per loop \(perLoopCounts())
+                \(pooler.diagnostics)
+                """)
+            clients.forEach { $0.connection.close() }
+            return nil
+        }
+        while clients.count > count {
+            let counts = perLoopCounts()
+            let busiest = counts.indices.max { counts[$0] < counts[$1] }!
+            let index = clients.lastIndex { $0.loop == busiest }!
+            clients.remove(at: index).connection.close()
+        }
+        // The closed ones are gone from SHOW CLIENTS before the test counts anything.
+        var listed: [String: Int] = [:]
+        let settled = try waitUntil(timeout: 5) {
+            listed = try clientIDs(admin)
+            return listed.count == count
+        }
+        #expect(settled, "SHOW CLIENTS still lists closed clients: \(listed)")
+        return clients
     }
 
     private static func describe<T>(_ outcome: Result<T, Error>?) -> String {
@@ -104,7 +145,6 @@ import Testing
         defer { watcher.close() }
         guard let clients = try Self.connectOnEveryLoop(pooler, admin) else { return }
         defer { clients.forEach { $0.connection.close() } }
-        print("DEBUG share ids \(clients.map(\.id))")
         let a = try #require(clients.first { $0.loop == 0 })
         let b = try #require(clients.first { $0.loop == 1 })
 
@@ -194,7 +234,6 @@ import Testing
             }
         }
         let results = try #require(load.wait(timeout: 0)).get()
-        print("DEBUG looks \(looks) worst \(worst) counts \(results.map(\.count)) loops \(clients.map(\.loop))")
         let failures = results.enumerated().filter { $0.element.error != nil }
         #expect(failures.isEmpty, "failed clients: \(failures.prefix(5).map { "\($0.offset): \($0.element.error ?? "")" })\n\(pooler.diagnostics)")
         #expect(results.allSatisfy { $0.count >= transactions }, "transactions per client: \(results.map(\.count))")
@@ -228,27 +267,27 @@ import Testing
             return admitted
         }
 
+        // Four clients at once (so that both loops accept some), as often as it takes
+        // to have both loops own clients; each time all four must be admitted.
         var clients: [LoopClient] = []
         defer { clients.forEach { $0.connection.close() } }
-        for _ in 0..<4 {
-            guard let client = admit() else {
-                Issue.record("client \(clients.count + 1) of 4 was not admitted\n\(pooler.diagnostics)")
-                return
+        var attempts = 0
+        while Set(clients.map(\.loop)).count < Self.loops && attempts < 30 {
+            attempts += 1
+            clients.forEach { $0.connection.close() }
+            clients = []
+            var lists: [[String?]] = []
+            let gone = try waitUntil(timeout: 5) {
+                let result = try admin.exec("SHOW LISTS")
+                lists = result.rows
+                return result.row(where: ["list": "used_clients"])?["items"] == "1"
             }
-            clients.append(client)
-        }
-        // Spread them over both loops: replace one client until the loops differ.
-        var replacements = 0
-        while Set(clients.map(\.loop)).count < Self.loops && replacements < 20 {
-            clients.removeLast().connection.close()
-            guard let client = admit() else {
-                Issue.record("a freed slot was not reusable after \(replacements) replacements\n\(pooler.diagnostics)")
-                return
+            try #require(gone, "closed clients are still counted: \(lists)\n\(pooler.diagnostics)")
+            for (connection, name) in try Self.connectTogether(pooler, count: 4) {
+                clients.append(try Self.locate(admin, connection, name: name))
             }
-            clients.append(client)
-            replacements += 1
         }
-        #expect(Set(clients.map(\.loop)).count == Self.loops, "ids \(clients.map(\.id)) after \(replacements) replacements")
+        #expect(Set(clients.map(\.loop)).count == Self.loops, "ids \(clients.map(\.id)) after \(attempts) attempts")
         for client in clients {
             #expect(try client.connection.exec("SELECT 1").scalar == "1")
         }
@@ -330,8 +369,10 @@ import Testing
 
     // MARK: cancel
 
-    /// A cancel request reaches the client's loop whichever loop accepts it: repeated
-    /// cancels of a pg_sleep on a client of each loop all end the query with 57014.
+    /// A cancel request reaches the client's loop whichever loop accepts it. Each round
+    /// runs a pg_sleep on a client of each loop and cancels both at the same moment (an
+    /// idle pooler's first loop accepts every connection that arrives alone, so a lone
+    /// cancel would always land there): both queries end with query_canceled (57014).
     @Test func cancelReachesClientOnEitherLoop() throws {
         let (pooler, database) = try Self.start(["workers = 2"])
         defer { pooler.stop() }
@@ -344,34 +385,62 @@ import Testing
         let targets = (0..<Self.loops).compactMap { loop in clients.first { $0.loop == loop } }
 
         for round in 0..<3 {
-            for target in targets {
-                let context = "round \(round), client on loop \(target.loop) (id \(target.id))"
-                let canceller = try #require(target.connection.makeCanceller())
-                let marker = TestEnvironment.uniqueName("workers_cancel")
+            let marker = TestEnvironment.uniqueName("workers_cancel")
+            let cancellers = try targets.map { try #require($0.connection.makeCanceller()) }
+            let started = monotonicSeconds()
+            let sleepers = targets.map { target in
                 let connection = target.connection
-                let started = monotonicSeconds()
-                let sleeper = Background { () throws -> String? in
+                return Background { () throws -> String? in
                     try connection.exec("SELECT pg_sleep(30) /* \(marker) */", timeout: 35).scalar
                 }
-                let running = waitUntil(timeout: 10) {
-                    let sql = "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
-                        + "AND pid <> pg_backend_pid() AND query LIKE '%\(marker)%'"
-                    return (try? watcher.exec(sql).scalar) == "1"
-                }
-                try #require(running, "\(context): the sleep never showed up as active\n\(pooler.diagnostics)")
-                let cancelError = Threads.runWithTimeout(10) { canceller.cancel() } ?? "hung: PQcancel did not return within 10 s"
-                #expect(cancelError == nil, "\(context): PQcancel failed: \(cancelError ?? "")\n\(pooler.diagnostics)")
-                let outcome = sleeper.wait(timeout: 10)
+            }
+            let running = waitUntil(timeout: 10) {
+                let sql = "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                    + "AND pid <> pg_backend_pid() AND query LIKE '%\(marker)%'"
+                return sleepers.contains { $0.isDone } || (try? watcher.exec(sql).scalar) == String(targets.count)
+            }
+            // Nothing has cancelled this round's sleeps yet: one that already ended was hit
+            // by a cancel meant for an earlier query.
+            let early = sleepers.indices.filter { sleepers[$0].isDone }
+            #expect(early.isEmpty, """
+                round \(round): a pg_sleep ended before its cancel was sent (a late signal from an \
+                earlier round's cancel request?): \
+                \(early.map { "loop \(targets[$0].loop): \(Self.describe(sleepers[$0].wait(timeout: 0)))" })
+                \(pooler.diagnostics)
+                """)
+            guard running, early.isEmpty else {
+                if !running { Issue.record("round \(round): the sleeps never all showed up as active\n\(pooler.diagnostics)") }
+                return
+            }
+            let cancelErrors = Threads.run(count: cancellers.count) { index in
+                Threads.runWithTimeout(10) { cancellers[index].cancel() } ?? "hung: PQcancel did not return within 10 s"
+            }
+            for (index, target) in targets.enumerated() {
+                let context = "round \(round), client on loop \(target.loop) (id \(target.id))"
+                #expect(cancelErrors[index] == nil, "\(context): PQcancel failed: \(cancelErrors[index] ?? "")\n\(pooler.diagnostics)")
+                let outcome = sleepers[index].wait(timeout: 10)
                 let elapsed = monotonicSeconds() - started
                 switch outcome {
                 case .failure(let error as PQError)?:
                     #expect(error.sqlstate == "57014", "\(context): expected query_canceled, got \(error)")
                 default:
                     Issue.record("\(context): the sleep was not cancelled: \(Self.describe(outcome))\n\(pooler.diagnostics)")
-                    return
                 }
                 #expect(elapsed < 10, "\(context): cancelled after \(elapsed) s")
-                #expect(try target.connection.exec("SELECT \(round)").scalar == String(round), "\(context)")
+            }
+            guard sleepers.allSatisfy({ $0.isDone }) else { return }
+            // PQcancel has returned and the query has ended: the cancel is over, and the
+            // client's next query must not be cancelled too.
+            for target in targets {
+                do {
+                    #expect(try target.connection.exec("SELECT \(round)").scalar == String(round))
+                } catch {
+                    Issue.record("""
+                        round \(round), client on loop \(target.loop): the query after a finished cancel \
+                        failed: \(error)
+                        \(pooler.diagnostics)
+                        """)
+                }
             }
         }
     }
