@@ -233,21 +233,35 @@ final class Pooler {
 
     func accept(fd: Int32, remote: SocketAddress, localPort: Int, isUnix: Bool) {
         ListenSocket.configureDataSocket(fd, isTCP: !isUnix, options: tcpOptions)
+        let target = workers.placeNewClient(acceptedOn: workerIndex)
+        if target != workerIndex {
+            // The client lives on the loop with the fewest clients (see placeNewClient).
+            if workers.post(to: target, { $0.startClient(fd: fd, remote: remote, localPort: localPort, isUnix: isUnix) }) {
+                return
+            }
+            workers.moveClient(from: target, to: workerIndex)
+        }
+        startClient(fd: fd, remote: remote, localPort: localPort, isUnix: isUnix)
+    }
+
+    /// A client accepted (here or by another loop) starts its login on this loop.
+    private func startClient(fd: Int32, remote: SocketAddress, localPort: Int, isUnix: Bool) {
         let client = ClientConnection(pooler: self, fd: fd, remote: remote, localPort: localPort, isUnixSocket: isUnix)
         do {
             try client.register()
         } catch {
             log.warning("could not register client: \(error)")
             Syscall.close(fd)
+            workers.clientLeft(loop: workerIndex, countedInTotal: true)
             return
         }
         clients[client.id] = client
-        workers.clientCountChanged(by: 1)
     }
 
     func clientClosed(_ client: ClientConnection) {
         clients[client.id] = nil
-        if client.countedAsAdmin { adminClientCount -= 1 } else { workers.clientCountChanged(by: -1) }
+        workers.clientLeft(loop: workerIndex, countedInTotal: !client.countedAsAdmin)
+        if client.countedAsAdmin { adminClientCount -= 1 }
         if client.countedForLimits {
             workers.releaseClient(database: client.databaseName, user: client.user)
         }

@@ -207,6 +207,40 @@ final class Workers: @unchecked Sendable {
 
     func clientCountChanged(by delta: Int) { lock.withLock { clientTotal += delta } }
 
+    /// Clients each loop holds (admin ones too), for placing new ones.
+    private var clientsPerLoop: [Int] = []
+
+    /// Counts a client just accepted by loop `index` and says which loop it should live
+    /// on: the one with the fewest clients, `index` on a tie. Whichever loop accepts (an
+    /// idle loop takes every connection when they come one at a time), clients end up
+    /// spread evenly, so steady traffic from long-lived clients uses every core.
+    func placeNewClient(acceptedOn index: Int) -> Int {
+        lock.withLock {
+            if clientsPerLoop.count != count { clientsPerLoop = Array(repeating: 0, count: count) }
+            var best = index
+            for loop in 0..<count where !exited[loop] && clientsPerLoop[loop] < clientsPerLoop[best] { best = loop }
+            clientsPerLoop[best] += 1
+            clientTotal += 1
+            return best
+        }
+    }
+
+    /// A client counted by `placeNewClient` went away (or never started) on `loop`.
+    func clientLeft(loop: Int, countedInTotal: Bool) {
+        lock.withLock {
+            if loop < clientsPerLoop.count { clientsPerLoop[loop] -= 1 }
+            if countedInTotal { clientTotal -= 1 }
+        }
+    }
+
+    /// A client placed on `from` stays on `to` instead (`from` has stopped).
+    func moveClient(from: Int, to: Int) {
+        lock.withLock {
+            clientsPerLoop[from] -= 1
+            clientsPerLoop[to] += 1
+        }
+    }
+
     /// Counts a client for its database and user unless that passes a limit (0 = none);
     /// returns which limit would be passed.
     enum ClientLimit { case database, user }

@@ -58,9 +58,8 @@ import Testing
         return LoopClient(connection: connection, name: name, id: id)
     }
 
-    /// Opens `count` app clients at the same time (each with its own application_name):
-    /// an idle pooler's first loop accepts every connection that arrives alone, so only
-    /// simultaneous connections reach the other loops.
+    /// Opens `count` app clients at the same time (each with its own application_name),
+    /// as a burst of clients arrives in production.
     private static func connectTogether(_ pooler: PoolerProcess, count: Int) throws -> [(PQConnection, String)] {
         let names = (0..<count).map { _ in TestEnvironment.uniqueName("w") }
         let ready = Barrier(parties: count)
@@ -136,6 +135,25 @@ import Testing
     /// default_pool_size = 1 and one client on each loop: the single server goes to
     /// whichever loop has a waiting client (same backend pid), in both directions,
     /// and the server never sees a second backend for the pool.
+    /// Clients that connect one at a time (an idle loop accepts each of them) still end
+    /// up spread over the loops: each goes to the loop with the fewest clients.
+    @Test func clientsConnectingOneAtATimeSpreadOverTheLoops() throws {
+        let (pooler, _) = try Self.start(["workers = 2"])
+        defer { pooler.stop() }
+        let admin = try pooler.admin()
+        defer { admin.close() }
+        var clients: [LoopClient] = []
+        defer { clients.forEach { $0.connection.close() } }
+        for _ in 0..<6 {
+            let name = TestEnvironment.uniqueName("seq")
+            let connection = try pooler.connect(extra: ["application_name": name])
+            #expect(try connection.exec("SELECT 1").scalar == "1")
+            clients.append(try Self.locate(admin, connection, name: name))
+        }
+        let perLoop = (0..<Self.loops).map { loop in clients.filter { $0.loop == loop }.count }
+        #expect(perLoop.allSatisfy { $0 >= 2 }, "6 clients connected one by one, per loop \(perLoop)\n\(pooler.diagnostics)")
+    }
+
     @Test func clientsOnBothLoopsShareOneServer() throws {
         let (pooler, database) = try Self.start(["workers = 2", "default_pool_size = 1"])
         defer { pooler.stop() }
@@ -369,10 +387,11 @@ import Testing
 
     // MARK: cancel
 
-    /// A cancel request reaches the client's loop whichever loop accepts it. Each round
-    /// runs a pg_sleep on a client of each loop and cancels both at the same moment (an
-    /// idle pooler's first loop accepts every connection that arrives alone, so a lone
-    /// cancel would always land there): both queries end with query_canceled (57014).
+    /// A cancel request reaches the client's loop whichever loop takes it. Each round
+    /// runs a pg_sleep on a client of each loop and cancels both at the same moment (the
+    /// request connections go to whichever loop has fewer clients then, so over the
+    /// rounds requests are both served locally and passed on to the other loop): both
+    /// queries end with query_canceled (57014).
     @Test func cancelReachesClientOnEitherLoop() throws {
         let (pooler, database) = try Self.start(["workers = 2"])
         defer { pooler.stop() }
