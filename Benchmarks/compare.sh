@@ -12,7 +12,8 @@
 # Env: BENCH_DIR (default <repo>/../shared/bench), WORK_DIR (default a new
 #      /tmp/pooler-compare.XXXX, removed on exit), PG_PORT=25432, POOLER_PORT=26432,
 #      PGBOUNCER_PORT=26433, POOL_MODE=transaction, POOL_SIZE=20, SKIP_BUILD=1 to
-#      use the existing release binary.
+#      use the existing release binary, POOLER_EXTRA_INI="workers = 1" for ini lines
+#      only our pooler gets.
 set -euo pipefail
 
 REPO=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
@@ -56,7 +57,10 @@ BIN=$(cd "$REPO" && swift build -c release --show-bin-path)/pooler
 started_pg=1
 eval "$("$BENCH/pg-up.sh" "$WORK/pg" "$PG_PORT")"
 "$BENCH/pgbouncer-up.sh" "$WORK/pgbouncer" "$PGBOUNCER_PORT" "$PG_PORT" "$POOL_MODE" "$POOL_SIZE" >/dev/null
-"$BENCH/pooler-up.sh" "$BIN" "$WORK/pooler" "$POOLER_PORT" "$PG_PORT" "$POOL_MODE" "$POOL_SIZE" >/dev/null
+# POOLER_EXTRA_INI: lines for our pooler's ini only (e.g. "workers = 1"; PgBouncer would
+# refuse keys it does not know).
+EXTRA_INI="${POOLER_EXTRA_INI:-}" \
+  "$BENCH/pooler-up.sh" "$BIN" "$WORK/pooler" "$POOLER_PORT" "$PG_PORT" "$POOL_MODE" "$POOL_SIZE" >/dev/null
 
 "$BENCH/compare.sh" \
   --a "127.0.0.1:$POOLER_PORT" --a-name pooler --a-pid "$(<"$WORK/pooler/run.pid")" \

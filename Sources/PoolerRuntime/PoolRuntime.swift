@@ -65,6 +65,10 @@ final class PoolRuntime {
     let board: PoolBoard?
     /// A request for an idle server is on its way to another loop.
     var pullPending = false
+    /// A request to close an idle server on another loop is on its way (replication).
+    var evictionPending = false
+    /// Loop time another loop was last told to ask for an idle server (nudgeWaitingLoop).
+    var lastNudge: UInt64 = 0
 
     init(pooler: Pooler, key: PoolKey, database: DatabaseEntry, serverUser: String,
          credential: ServerCredential, limits: PoolLimits, isAutoDatabase: Bool = false) {
@@ -137,6 +141,8 @@ final class PoolRuntime {
                     continue
                 }
                 if poolRoom > 0 && pooler.evictIdleServers(for: self, count: 1) > 0 { continue }
+                // This pool's idle servers on other loops make room too.
+                if poolRoom <= 0 && board != nil { evictIdleServerElsewhere() }
                 return
             }
             replicationWaiters.removeFirst()
@@ -380,6 +386,7 @@ final class PoolRuntime {
         } else {
             server.becameIdle()
             pooler.serverBecameIdle()
+            if board != nil { nudgeWaitingLoop() }
         }
         if !pooler.pendingAdminReplies.isEmpty { pooler.completePendingAdminReplies() }
         publish()
@@ -456,6 +463,7 @@ final class PoolRuntime {
         // A request for an idle server that was never answered (its loop stopped) does
         // not block the next one for more than a tick.
         pullPending = false
+        evictionPending = false
         // query_wait_timeout
         let waitLimit = UInt64(settings.queryWaitTimeout * 1_000_000)
         for client in state.clientsWaiting(longerThan: waitLimit, now: now) {
