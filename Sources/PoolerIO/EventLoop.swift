@@ -74,6 +74,7 @@ public final class EventLoop {
 
     /// Removes the registration; the caller closes the fd afterwards.
     public func unregister(fd: Int32, token: UInt64) {
+        guard token != UInt64.max else { return } // never registered
         try? Syscall.epollControl(epollFD, EPOLL_CTL_DEL, fd, events: 0, data: 0)
         let index = Int(token & 0xFFFF_FFFF)
         guard index < slots.count, generations[index] == UInt32(token >> 32) else { return }

@@ -9,7 +9,8 @@ class Connection: EventHandler {
     /// The pooler lives until the process exits. A strong `let`: the compiler knows it
     /// stays alive while `self` does, so uses need no retain (unowned(unsafe) loads do).
     let pooler: Pooler
-    var token: UInt64 = 0
+    /// The loop registration; UInt64.max until registered (never a valid token).
+    var token: UInt64 = .max
     /// Unique id used in pools and in SHOW output.
     let id: Int
     var input = ByteBuffer()
@@ -74,6 +75,17 @@ class Connection: EventHandler {
         guard output.isEmpty else { return false }
         guard let link = tlsLink else { return true }
         return link.cipherOut.isEmpty && link.session.isHandshakeComplete && link.session.pendingCiphertextCount == 0
+    }
+
+    /// A handed-over connection that cannot be adopted (on the receiving loop): its
+    /// socket closes and its buffers go.
+    func closeHandedOver() {
+        closed = true
+        Syscall.close(fd)
+        input.deallocate()
+        output.deallocate()
+        tlsLink?.cipherOut.deallocate()
+        tlsLink = nil
     }
 
     /// Leaves this loop's epoll set without closing the socket (it moves to another loop).

@@ -65,8 +65,11 @@ final class PoolRuntime {
     let board: PoolBoard?
     /// A request for an idle server is on its way to another loop.
     var pullPending = false
-    /// A request to close an idle server on another loop is on its way (replication).
+    /// A request to close idle servers on another loop is on its way (replication, or a
+    /// full max_db_connections / max_user_connections).
     var evictionPending = false
+    /// The loop asked last for such an eviction (they are asked in turn).
+    var evictionCursor = 0
     /// Loop time another loop was last told to ask for an idle server (nudgeWaitingLoop).
     var lastNudge: UInt64 = 0
 
@@ -310,6 +313,7 @@ final class PoolRuntime {
                                       credential: credential, startupParameters: parameters,
                                       replicationFor: replicationClient)
         replicationClient?.replicationServer = server
+        if board != nil { server.generation = pooler.workers.generation(database: key.database) }
         servers[server.id] = server
         state.serverLoginStarted(server)
         do {
@@ -422,6 +426,7 @@ final class PoolRuntime {
     /// RECONNECT / RELOAD with a changed entry: idle servers close now, the others
     /// when released.
     func reconnect() {
+        if board != nil { pooler.workers.bumpGeneration(database: key.database) }
         for server in state.idle where state.removeIdle(server) {
             server.terminate(reason: "database configuration changed")
         }

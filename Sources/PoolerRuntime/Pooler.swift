@@ -58,7 +58,9 @@ final class Pooler {
     var acceptingClients: Bool { shutdown == .none }
     /// Servers keep serving connected clients during WAIT_FOR_CLIENTS; during
     /// WAIT_FOR_SERVERS they close as soon as they are released.
-    var serversUsable: Bool { shutdown == .none || shutdown == .waitForClients }
+    var serversUsable: Bool { (shutdown == .none || shutdown == .waitForClients) && !exiting }
+    /// This loop's thread is ending (workers > 1): late work posted to it only settles.
+    private(set) var exiting = false
 
     var pauseMode = PauseMode.none
     var pausedDatabases: Set<String> = []
@@ -246,6 +248,11 @@ final class Pooler {
 
     /// A client accepted (here or by another loop) starts its login on this loop.
     private func startClient(fd: Int32, remote: SocketAddress, localPort: Int, isUnix: Bool) {
+        guard !exiting else {
+            Syscall.close(fd)
+            workers.clientLeft(loop: workerIndex, countedInTotal: true)
+            return
+        }
         let client = ClientConnection(pooler: self, fd: fd, remote: remote, localPort: localPort, isUnixSocket: isUnix)
         do {
             try client.register()
@@ -347,15 +354,19 @@ final class Pooler {
         let userLimit = config.users[pool.key.user]?.maxUserConnections ?? settings.maxUserConnections
         let evicted = evictIdleServers(sharingWith: pool.key, databaseLimited: dbLimit > 0, userLimited: userLimit > 0,
                                        count: count)
-        if evicted < count && workers.count > 1 {
-            // The idle servers under the same limit may be on other loops: they close
-            // theirs and tell this loop to try again.
+        if evicted < count && workers.count > 1 && !pool.evictionPending {
+            // The idle servers under the same limit may be on other loops: one loop at a
+            // time (in turn) closes some of its own and tells this one to try again.
             let key = pool.key, requester = workerIndex, wanted = count - evicted
-            for index in 0..<workers.count where index != workerIndex {
-                workers.post(to: index) { other in
-                    let closed = other.evictIdleServers(sharingWith: key, databaseLimited: dbLimit > 0,
-                                                        userLimited: userLimit > 0, count: wanted)
-                    if closed > 0 { other.workers.post(to: requester) { $0.pools[key]?.launchServers() } }
+            pool.evictionCursor = (pool.evictionCursor + 1) % workers.count
+            if pool.evictionCursor == workerIndex { pool.evictionCursor = (pool.evictionCursor + 1) % workers.count }
+            pool.evictionPending = workers.post(to: pool.evictionCursor) { other in
+                let closed = other.evictIdleServers(sharingWith: key, databaseLimited: dbLimit > 0,
+                                                    userLimited: userLimit > 0, count: wanted)
+                other.workers.post(to: requester) { pooler in
+                    guard let pool = pooler.pools[key] else { return }
+                    pool.evictionPending = false
+                    if closed > 0 { pool.launchServers() }
                 }
             }
         }
@@ -480,10 +491,14 @@ final class Pooler {
         } catch {
             log.error("event loop \(workerIndex) failed: \(error)")
         }
+        exiting = true
         for pool in pools.values {
             for server in Array(pool.servers.values) { server.terminate(reason: "shutting down") }
         }
-        workers.markExited(workerIndex)
+        // Work that arrived too late runs in exiting mode: servers and clients on their
+        // way here close, cancel lookups answer.
+        for work in workers.markExited(workerIndex) { work(self) }
+        for client in Array(clients.values) { client.close(reason: "shutting down") }
     }
 
     func run() throws {

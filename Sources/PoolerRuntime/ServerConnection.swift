@@ -55,6 +55,9 @@ final class ServerConnection: Connection {
     var idleSince: UInt64 = 0
     /// Set when the pooler decided to retire it at its next release (RECONNECT, lifetime).
     var closeWhenReleased = false
+    /// The database's reconnect generation when it was opened (workers > 1: a server
+    /// that was moving between loops during a RECONNECT is retired on arrival).
+    var generation = 0
     /// Frame being forwarded piecewise: bytes still to pass through untouched.
     var passthroughRemaining = 0
     /// Bytes of traffic this server has forwarded (both directions), for stats.
@@ -101,6 +104,7 @@ final class ServerConnection: Connection {
         backendSecretKey = old.backendSecretKey
         idleSince = old.idleSince
         closeWhenReleased = old.closeWhenReleased
+        generation = old.generation
     }
 
     var isLoggingIn: Bool {

@@ -59,21 +59,18 @@ extension PoolRuntime {
     }
 
     /// Moves an idle or just-released server (not linked, nothing in flight) to loop
-    /// `target`: it leaves this pool and epoll set here and is adopted there.
+    /// `target`: it leaves this pool now, and this loop's epoll set once the event being
+    /// handled is over (the caller may be inside this server's own handler: a login,
+    /// reset or check that just finished), then is adopted there.
     func handOver(_ server: ServerConnection, to target: Int) {
         state.serverClosed(server)
         servers[server.id] = nil
         server.becameIdle()
-        server.unregisterForHandOver()
-        let key = self.key
-        let moved = pooler.workers.post(to: target) { $0.adoptServer(server, key: key) }
-        if !moved {
-            // The target loop has stopped (shutdown): the server just closes.
-            servers[server.id] = server
-            state.serverLoginStarted(server)
-            server.terminate(reason: "shutting down")
-        }
         publish()
+        let key = self.key
+        if !pooler.workers.post(to: pooler.workerIndex, { $0.completeHandOver(server, key: key, to: target) }) {
+            pooler.completeHandOver(server, key: key, to: target) // this loop is stopping: it closes
+        }
     }
 
     /// A replication client here needs a server of its own and the pool is full: a loop
@@ -117,17 +114,37 @@ extension Pooler {
         workers.post(to: requester) { $0.pools[key]?.pullPending = false }
     }
 
+    /// Second half of PoolRuntime.handOver, from this loop's inbox (no handler of the
+    /// server is running): the socket leaves this loop and the object goes to `target`,
+    /// which touches it only after this.
+    func completeHandOver(_ server: ServerConnection, key: PoolKey, to target: Int) {
+        guard !server.closed else { return } // closed meanwhile (its close did the accounting)
+        guard !exiting, server.state == .idle, server.client == nil, server.canMoveToOtherLoop else {
+            // In no pool list any more and not movable now: it closes.
+            server.terminate(reason: "could not move to another event loop")
+            return
+        }
+        server.unregisterForHandOver()
+        if !workers.post(to: target, { $0.adoptServer(server, key: key) }) {
+            server.terminate(reason: "shutting down") // the target loop has stopped
+        }
+    }
+
     /// A server handed over by another loop joins this loop's pool as if it had just
     /// logged in: the first waiting client gets it, else it is idle here.
     func adoptServer(_ old: ServerConnection, key: PoolKey) {
-        guard let pool = pools[key] else {
-            // The pool is gone here (freed automatic database): the server closes.
-            Syscall.close(old.fd)
+        guard let pool = pools[key], !exiting else {
+            // The pool is gone here (freed automatic database) or this loop is stopping.
+            old.closeHandedOver()
             workers.serverClosed(key)
             return
         }
         pool.pullPending = false
         let server = ServerConnection(adopting: old, pool: pool)
+        if server.generation < workers.generation(database: key.database) {
+            // RECONNECT or a changed entry while it was on its way: retired when released.
+            server.closeWhenReleased = true
+        }
         pool.servers[server.id] = server
         pool.state.serverLoginStarted(server)
         do {
@@ -137,5 +154,7 @@ extension Pooler {
             return
         }
         pool.serverLoggedIn(server)
+        // More clients may wait than this one server serves.
+        pool.requestServerFromOtherLoop()
     }
 }

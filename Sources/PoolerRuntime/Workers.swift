@@ -52,12 +52,17 @@ final class Workers: @unchecked Sendable {
         for thread in threads { _ = pooler_thread_join(thread) }
     }
 
-    func markExited(_ index: Int) {
+    /// Loop `index` has stopped: no more work is posted to it. Returns what was posted
+    /// and not run yet (servers and clients on their way to it, cancel lookups), for the
+    /// loop to settle.
+    func markExited(_ index: Int) -> [(Pooler) -> Void] {
         lock.withLock {
             exited[index] = true
             exitedCount += 1
+            let pending = inboxes[index]
             inboxes[index] = []
             lock.broadcast()
+            return pending
         }
     }
 
@@ -267,6 +272,12 @@ final class Workers: @unchecked Sendable {
 
     private var boards: [PoolKey: PoolBoard] = [:]
     private var welcomes: [PoolKey: [(String, String)]] = [:]
+    private var generations: [String: Int] = [:]
+
+    /// Bumped by RECONNECT (and a changed database entry): servers opened before are retired.
+    func bumpGeneration(database: String) { lock.withLock { generations[database, default: 0] += 1 } }
+
+    func generation(database: String) -> Int { lock.withLock { generations[database] ?? 0 } }
 
     /// The ParameterStatus set of a pool's first server login on any loop, so a client
     /// logging in on another loop does not wait for a server of its own.
