@@ -134,6 +134,12 @@ void pooler_buffer_give(void *storage, size_t capacity) {
     }
 }
 
+void pooler_buffer_drain(void) {
+    for (int index = 0; index < POOLER_BUFFER_CLASSES; index++) {
+        while (buffer_counts[index] > 0) free(buffer_lists[index][--buffer_counts[index]]);
+    }
+}
+
 int pooler_thread_start(void *(*body)(void *), void *context, unsigned long *thread) {
     pthread_t handle;
     int result = pthread_create(&handle, NULL, body, context);

@@ -40,6 +40,7 @@ final class Workers: @unchecked Sendable {
             let result = pooler_thread_start({ context in
                 let pooler = Unmanaged<Pooler>.fromOpaque(context!).takeRetainedValue()
                 pooler.runWorker()
+                pooler_buffer_drain() // this thread's free list would be lost with it
                 return nil
             }, context, &thread)
             guard result == 0 else { throw StartupError("could not start event loop thread: \(SystemError("pthread_create", errno: result))") }

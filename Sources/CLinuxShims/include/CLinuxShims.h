@@ -81,6 +81,8 @@ int pooler_sd_notify(const char *state);
  * may be given back on another thread than the one that took it. */
 void *pooler_buffer_take(size_t capacity);
 void pooler_buffer_give(void *storage, size_t capacity);
+/* Frees the calling thread's cached blocks (a loop thread that ends). */
+void pooler_buffer_drain(void);
 
 /* The thread a loop runs on (workers > 1): runs body(context) on a new detached-less
  * thread; returns 0 or an errno. */
