@@ -37,9 +37,15 @@ public struct ClientAuthStateMachine {
 
     /// PBKDF2 iterations for a secret made from a plaintext password (scram_iterations).
     private let scramIterations: Int
+    /// `secret` parsed as a SCRAM verifier (nil: not one), parsed once here unless the
+    /// caller had it cached.
+    private let verifier: SCRAMSecret?
 
+    /// `verifier`: `secret` already parsed as a SCRAM verifier (a login-time cache), so
+    /// it is not parsed (base64) again per login.
     public init(user: String, authType: AuthType, secret: String?, channelBinding: [UInt8]? = nil,
-                scramIterations: Int = SCRAMSecret.defaultIterations) {
+                scramIterations: Int = SCRAMSecret.defaultIterations, verifier: SCRAMSecret? = nil) {
+        self.verifier = verifier ?? secret.flatMap { SCRAMSecret.parse($0) }
         self.scramIterations = scramIterations
         self.user = user
         self.authType = authType
@@ -62,7 +68,7 @@ public struct ClientAuthStateMachine {
             phase = .cleartext
             writer.authentication(AuthenticationCode.cleartextPassword)
         case .md5:
-            if let secret, SCRAMSecret.parse(secret) != nil {
+            if verifier != nil {
                 return startSCRAM(&writer)
             }
             let salt = Crypto.randomBytes(count: 4)
@@ -79,7 +85,7 @@ public struct ClientAuthStateMachine {
 
     private mutating func startSCRAM(_ writer: inout MessageWriter) -> Action {
         let exchange: SCRAMServerExchange
-        if let secret, let verifier = SCRAMSecret.parse(secret) {
+        if let verifier {
             exchange = SCRAMServerExchange(secret: verifier)
         } else if let secret, !MD5Password.isMD5Hash(secret) {
             exchange = SCRAMServerExchange(plaintextPassword: secret, iterations: scramIterations)
@@ -137,7 +143,7 @@ public struct ClientAuthStateMachine {
             do {
                 let serverFinal = try exchange.receiveClientFinal(reader.rest())
                 guard userKnown else { return failure }
-                if let clientKey = exchange.clientKey, let secret, SCRAMSecret.parse(secret) != nil {
+                if let clientKey = exchange.clientKey, verifier != nil {
                     recoveredKeys = (clientKey, exchange.serverKey)
                 }
                 var writer = MessageWriter()

@@ -225,7 +225,8 @@ extension ClientConnection {
         lookedUpSecret = pooler.secret(for: user) == nil ? secret : nil
         var machine = ClientAuthStateMachine(user: user, authType: method == .cert ? .scramSHA256 : method,
                                              secret: secret, channelBinding: tls?.serverEndPointChannelBinding,
-                                             scramIterations: pooler.settings.scramIterations)
+                                             scramIterations: pooler.settings.scramIterations,
+                                             verifier: secret.flatMap { pooler.scramVerifier(user: user, secret: $0) })
         let action = machine.start()
         auth = AuthBox(machine)
         state = .auth
