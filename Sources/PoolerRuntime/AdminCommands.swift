@@ -171,6 +171,7 @@ extension AdminService {
         if pooler.holdsEverywhere(condition) {
             writer.commandComplete(tag)
         } else {
+            pooler.workers.setAdminRepliesWaiting(loop: pooler.workerIndex, true)
             pooler.pendingAdminReplies.append(PendingAdminReply(client: client, condition: condition, tag: tag,
                                                                 since: pooler.loop.now))
             client.awaitingAdminReply = true
@@ -253,6 +254,7 @@ extension Pooler {
             }
         }
         pendingAdminReplies = still
+        if still.isEmpty { workers.setAdminRepliesWaiting(loop: workerIndex, false) }
     }
 
     /// SUSPEND: stop reading every client but the admin that asked.

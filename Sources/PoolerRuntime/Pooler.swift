@@ -677,6 +677,7 @@ final class Pooler {
     /// Servers opened or closed: PAUSE/WAIT_CLOSE replies and shutdown may be due.
     func serverCountChanged() {
         completePendingAdminReplies()
+        workers.serverClosed(on: workerIndex)
     }
 
     var configPath = ""

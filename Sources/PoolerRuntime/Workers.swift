@@ -273,6 +273,37 @@ final class Workers: @unchecked Sendable {
 
     private var boards: [PoolKey: PoolBoard] = [:]
     private var welcomes: [PoolKey: [(String, String)]] = [:]
+
+    /// Loops with admin replies waiting for a state (PAUSE, WAIT_CLOSE, SUSPEND), one
+    /// bit each; written under the lock, read without it when a server closes.
+    private let adminWaitingLoops: UnsafeMutablePointer<UInt64> = {
+        let word = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+        word.initialize(to: 0)
+        return word
+    }()
+
+    func setAdminRepliesWaiting(loop: Int, _ waiting: Bool) {
+        guard count > 1, loop < 64 else { return }
+        lock.withLock {
+            let old = pooler_atomic_load(adminWaitingLoops)
+            let bit = UInt64(1) << UInt64(loop)
+            pooler_atomic_store(adminWaitingLoops, waiting ? old | bit : old & ~bit)
+        }
+    }
+
+    /// A server closed on loop `index` (PAUSE closes servers as they are released,
+    /// WAIT_CLOSE waits for retired ones): loops whose admin replies wait on every loop's
+    /// servers look again now, not at their next janitor tick. Closes are few (at most
+    /// one per server), so this never floods the admin loop.
+    @inline(__always)
+    func serverClosed(on index: Int) {
+        guard count > 1 else { return }
+        let waiting = pooler_atomic_load(adminWaitingLoops) & ~(UInt64(1) << UInt64(index))
+        guard waiting != 0 else { return }
+        for loop in 0..<min(count, 64) where waiting & (UInt64(1) << UInt64(loop)) != 0 {
+            post(to: loop) { $0.completePendingAdminReplies() }
+        }
+    }
     private var generations: [String: Int] = [:]
 
     /// Bumped by RECONNECT (and a changed database entry): servers opened before are retired.
