@@ -7,19 +7,8 @@ extension AdminSnapshot {
         guard var result = parts.first else { return AdminSnapshot(now: 0) }
         guard parts.count > 1 else { return result }
 
-        var pools: [AdminPool] = []
-        var poolIndex: [String: Int] = [:]
-        for part in parts {
-            for pool in part.pools {
-                let key = pool.database + "\u{0}" + pool.user
-                if let index = poolIndex[key] {
-                    pools[index].add(pool)
-                } else {
-                    poolIndex[key] = pools.count
-                    pools.append(pool)
-                }
-            }
-        }
+        let (pools, poolIndex) = combine(parts.map(\.pools), key: { PoolID(database: $0.database, user: $0.user) },
+                                         add: { $0.add($1) })
 
         var clients: [AdminSocket] = []
         var servers: [AdminSocket] = []
@@ -28,7 +17,7 @@ extension AdminSnapshot {
                 var socket = socket
                 if socket.poolIndex < part.pools.count {
                     let pool = part.pools[socket.poolIndex]
-                    socket.poolIndex = poolIndex[pool.database + "\u{0}" + pool.user] ?? pools.count
+                    socket.poolIndex = poolIndex[PoolID(database: pool.database, user: pool.user)] ?? pools.count
                 } else {
                     socket.poolIndex = pools.count
                 }
@@ -38,45 +27,10 @@ extension AdminSnapshot {
         clients.sort { $0.id < $1.id }
         servers.sort { ($0.poolIndex, $0.id) < ($1.poolIndex, $1.id) }
 
-        var databases = result.databases
-        var users = result.users
-        var peerPools = result.peerPools
-        var statsByDatabase: [String: [AdminStats]] = [:]
-        var statsOrder: [String] = []
-        for (number, part) in parts.enumerated() {
-            if number > 0 {
-                for database in part.databases {
-                    if let index = databases.firstIndex(where: { $0.name == database.name }) {
-                        databases[index].currentConnections += database.currentConnections
-                        databases[index].currentClientConnections += database.currentClientConnections
-                    } else {
-                        databases.append(database)
-                    }
-                }
-                for user in part.users {
-                    if let index = users.firstIndex(where: { $0.name == user.name }) {
-                        users[index].currentConnections += user.currentConnections
-                        users[index].currentClientConnections += user.currentClientConnections
-                    } else {
-                        users.append(user)
-                    }
-                }
-                for peerPool in part.peerPools {
-                    if let index = peerPools.firstIndex(where: { $0.peerID == peerPool.peerID }) {
-                        peerPools[index].clientsActiveCancelRequest += peerPool.clientsActiveCancelRequest
-                        peerPools[index].clientsWaitingCancelRequest += peerPool.clientsWaitingCancelRequest
-                        peerPools[index].serversActiveCancel += peerPool.serversActiveCancel
-                        peerPools[index].serversLogin += peerPool.serversLogin
-                    } else {
-                        peerPools.append(peerPool)
-                    }
-                }
-            }
-            for stats in part.stats {
-                if statsByDatabase[stats.database] == nil { statsOrder.append(stats.database) }
-                statsByDatabase[stats.database, default: []].append(stats)
-            }
-        }
+        var databases = combine(parts.map(\.databases), key: \.name, add: { $0.add($1) }).rows
+        var users = combine(parts.map(\.users), key: \.name, add: { $0.add($1) }).rows
+        var peerPools = combine(parts.map(\.peerPools), key: \.peerID, add: { $0.add($1) }).rows
+        let statsByDatabase = Dictionary(grouping: parts.flatMap(\.stats), by: \.database)
         // "pgbouncer" (the admin database) stays last, as each part lists it.
         if let index = databases.firstIndex(where: { $0.name == "pgbouncer" }) {
             databases.append(databases.remove(at: index))
@@ -103,13 +57,63 @@ extension AdminSnapshot {
         result.users = users
         result.peerPools = peerPools
         result.lists = lists
-        result.stats = statsOrder.sorted().map { database in
+        result.stats = statsByDatabase.keys.sorted().map { database in
             var merged = AdminConsole.aggregate(statsByDatabase[database] ?? [])
             merged.database = database
             return merged
         }
         result.totalStats = nil
         return result
+    }
+
+    private struct PoolID: Hashable {
+        var database: String
+        var user: String
+    }
+
+    /// The rows of every part, one per key in first-seen order; a key seen again adds
+    /// its counts to the row already there. Also where each key's row is.
+    private static func combine<Row, Key: Hashable>(_ lists: [[Row]], key: (Row) -> Key,
+                                                    add: (inout Row, Row) -> Void) -> (rows: [Row], index: [Key: Int]) {
+        var rows: [Row] = []
+        var index: [Key: Int] = [:]
+        for list in lists {
+            for row in list {
+                if let at = index[key(row)] {
+                    add(&rows[at], row)
+                } else {
+                    index[key(row)] = rows.count
+                    rows.append(row)
+                }
+            }
+        }
+        return (rows, index)
+    }
+}
+
+extension AdminDatabase {
+    /// Adds another loop's counts for the same database.
+    mutating func add(_ other: AdminDatabase) {
+        currentConnections += other.currentConnections
+        currentClientConnections += other.currentClientConnections
+    }
+}
+
+extension AdminUser {
+    /// Adds another loop's counts for the same user.
+    mutating func add(_ other: AdminUser) {
+        currentConnections += other.currentConnections
+        currentClientConnections += other.currentClientConnections
+    }
+}
+
+extension AdminPeerPool {
+    /// Adds another loop's cancel requests to the same peer.
+    mutating func add(_ other: AdminPeerPool) {
+        clientsActiveCancelRequest += other.clientsActiveCancelRequest
+        clientsWaitingCancelRequest += other.clientsWaitingCancelRequest
+        serversActiveCancel += other.serversActiveCancel
+        serversLogin += other.serversLogin
     }
 }
 

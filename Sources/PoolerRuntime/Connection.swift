@@ -77,17 +77,6 @@ class Connection: EventHandler {
         return link.cipherOut.isEmpty && link.session.isHandshakeComplete && link.session.pendingCiphertextCount == 0
     }
 
-    /// A handed-over connection that cannot be adopted (on the receiving loop): its
-    /// socket closes and its buffers go.
-    func closeHandedOver() {
-        closed = true
-        Syscall.close(fd)
-        input.deallocate()
-        output.deallocate()
-        tlsLink?.cipherOut.deallocate()
-        tlsLink = nil
-    }
-
     /// Leaves this loop's epoll set without closing the socket (it moves to another loop).
     func unregisterForHandOver() {
         pooler.loop.unregister(fd: fd, token: token)
@@ -341,8 +330,15 @@ class Connection: EventHandler {
 
     func close(reason: String) {
         guard !closed else { return }
-        closed = true
         pooler.loop.unregister(fd: fd, token: token)
+        releaseSocketAndBuffers()
+    }
+
+    /// Closes the socket and frees the buffers and TLS state. The registration is the
+    /// caller's business: a handed-over connection that cannot be adopted has none on
+    /// the loop that closes it this way.
+    func releaseSocketAndBuffers() {
+        closed = true
         Syscall.close(fd)
         input.deallocate()
         output.deallocate()

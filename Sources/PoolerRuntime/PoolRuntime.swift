@@ -231,19 +231,23 @@ final class PoolRuntime {
             // pools under the same limit make way, as PgBouncer evicts them.
             room += pooler.evictIdleServers(for: self, count: needed - room)
         }
-        let limit = state.effectiveLimit(now: now)
         // Servers for waiting clients count against pool_size; the rest only fill up to
         // min_pool_size (exactly, however many loops top it up at once).
-        let forClients = state.waiting.count + (welcomeWaiters.isEmpty ? 0 : 1) - state.loggingIn.count
+        let limit = state.effectiveLimit(now: now)
+        let minimum = state.limits.minPoolSize
+        let forClients = uncoveredDemand
         for opened in 0..<min(needed, room) {
+            if opened >= forClients && minimum == 0 { break }
             // Counted before opening, in one step with the limit checks: another loop
             // may have opened one since `needed` was computed.
-            if opened >= forClients && state.limits.minPoolSize == 0 { break }
-            let cap = opened < forClients ? limit : (limit > 0 ? min(limit, state.limits.minPoolSize) : state.limits.minPoolSize)
-            guard reserveServer(limit: cap) else { break }
+            guard reserveServer(limit: opened < forClients ? limit : (limit > 0 ? min(limit, minimum) : minimum)) else { break }
             openServer()
         }
     }
+
+    /// Clients (waiting for a server, or for the first login's parameters) that no server
+    /// logging in now will serve.
+    var uncoveredDemand: Int { state.waiting.count + (welcomeWaiters.isEmpty ? 0 : 1) - state.loggingIn.count }
 
     /// This pool's servers on every loop.
     var totalServers: Int { pooler.workers.count == 1 ? state.serverCount : pooler.workers.serverCount(key) }

@@ -6,9 +6,9 @@ import PoolerCore
 import PoolerIO
 import PoolerWire
 
-/// The running pooler on one event loop: listeners, clients, pools, the janitor,
-/// signals and shutdown. Pools are reached only through `pool(...)` and the
-/// `globalServerRoom` limit check, the narrow interface a multi-loop version shares.
+/// The pooler on one event loop (one per `workers`): its listeners, clients, pools, the
+/// janitor and shutdown; loop 0 also handles signals. What the loops share (limits,
+/// messages, stopping the world for admin commands) goes through `workers`.
 final class Pooler {
     let loop: EventLoop
     /// All loops of the process and what they share; this loop is `workers.loops[workerIndex]`.
@@ -369,18 +369,13 @@ final class Pooler {
                                        count: count)
         if evicted < count && workers.count > 1 && !pool.evictionPending {
             // The idle servers under the same limit may be on other loops: one loop at a
-            // time (in turn) closes some of its own and tells this one to try again.
-            let key = pool.key, requester = workerIndex, wanted = count - evicted
+            // time (in turn) closes some of its own.
+            let key = pool.key, wanted = count - evicted
             pool.evictionCursor = (pool.evictionCursor + 1) % workers.count
             if pool.evictionCursor == workerIndex { pool.evictionCursor = (pool.evictionCursor + 1) % workers.count }
-            pool.evictionPending = workers.post(to: pool.evictionCursor) { other in
-                let closed = other.evictIdleServers(sharingWith: key, databaseLimited: dbLimit > 0,
-                                                    userLimited: userLimit > 0, count: wanted)
-                other.workers.post(to: requester) { pooler in
-                    guard let pool = pooler.pools[key] else { return }
-                    pool.evictionPending = false
-                    if closed > 0 { pool.launchServers() }
-                }
+            pool.requestEviction(on: pool.evictionCursor) { other in
+                other.evictIdleServers(sharingWith: key, databaseLimited: dbLimit > 0, userLimited: userLimit > 0,
+                                       count: wanted)
             }
         }
         return evicted

@@ -77,16 +77,27 @@ extension PoolRuntime {
     /// with an idle server of this pool closes it and tells this loop to try again (one
     /// request at a time; the janitor allows the next).
     func evictIdleServerElsewhere() {
-        guard let board, !evictionPending, let source = board.loopWithIdle(except: pooler.workerIndex) else { return }
+        guard let board, let source = board.loopWithIdle(except: pooler.workerIndex) else { return }
+        let key = self.key
+        requestEviction(on: source) { other in
+            guard let pool = other.pools[key], let idle = pool.state.idle.first, pool.state.removeIdle(idle) else { return 0 }
+            idle.terminate(reason: "evicted")
+            return 1
+        }
+    }
+
+    /// Asks loop `target` to close idle servers (`evict` runs there and says how many it
+    /// closed); this pool tries to open its servers again when they are gone. One
+    /// request at a time: the next waits for the answer, or for the janitor's tick.
+    func requestEviction(on target: Int, _ evict: @escaping (Pooler) -> Int) {
+        guard !evictionPending else { return }
         let key = self.key, requester = pooler.workerIndex
-        evictionPending = pooler.workers.post(to: source) { other in
-            if let pool = other.pools[key], let idle = pool.state.idle.first, pool.state.removeIdle(idle) {
-                idle.terminate(reason: "evicted")
-            }
+        evictionPending = pooler.workers.post(to: target) { other in
+            let closed = evict(other)
             other.workers.post(to: requester) { pooler in
                 guard let pool = pooler.pools[key] else { return }
                 pool.evictionPending = false
-                pool.launchServers()
+                if closed > 0 { pool.launchServers() }
             }
         }
     }
@@ -94,8 +105,7 @@ extension PoolRuntime {
     /// Clients here wait and the pool is full: ask a loop with idle servers for one
     /// (one request at a time; the janitor asks again if the answer was "none").
     func requestServerFromOtherLoop() {
-        guard let board, !pullPending, !isPaused,
-              state.waiting.count + (welcomeWaiters.isEmpty ? 0 : 1) > state.loggingIn.count,
+        guard let board, !pullPending, !isPaused, uncoveredDemand > 0,
               let source = board.loopWithIdle(except: pooler.workerIndex) else { return }
         let key = self.key, requester = pooler.workerIndex
         pullPending = pooler.workers.post(to: source) { $0.giveIdleServer(key: key, to: requester) }
@@ -135,7 +145,7 @@ extension Pooler {
     func adoptServer(_ old: ServerConnection, key: PoolKey) {
         guard let pool = pools[key], !exiting else {
             // The pool is gone here (freed automatic database) or this loop is stopping.
-            old.closeHandedOver()
+            old.releaseSocketAndBuffers()
             workers.serverClosed(key)
             return
         }

@@ -168,12 +168,13 @@ final class Workers: @unchecked Sendable {
     /// Servers of `key` on all loops (logging in, idle or active).
     func serverCount(_ key: PoolKey) -> Int { lock.withLock { serverCounts[key] ?? 0 } }
 
-    func serverCount(database: String) -> Int {
-        lock.withLock { serverCounts.reduce(0) { $0 + ($1.key.database == database ? $1.value : 0) } }
-    }
+    func serverCount(database: String) -> Int { lock.withLock { serversLocked { $0.database == database } } }
 
-    func serverCount(user: String) -> Int {
-        lock.withLock { serverCounts.reduce(0) { $0 + ($1.key.user == user ? $1.value : 0) } }
+    func serverCount(user: String) -> Int { lock.withLock { serversLocked { $0.user == user } } }
+
+    /// Servers of the pools `matches` picks; with the lock held.
+    private func serversLocked(_ matches: (PoolKey) -> Bool) -> Int {
+        serverCounts.reduce(0) { $0 + (matches($1.key) ? $1.value : 0) }
     }
 
     /// Counts one more server of `key` if pool (`poolLimit`, 0 = none), database and user
@@ -183,15 +184,8 @@ final class Workers: @unchecked Sendable {
         lock.withLock {
             let own = serverCounts[key] ?? 0
             if poolLimit > 0 && own >= poolLimit { return false }
-            if databaseLimit > 0 || userLimit > 0 {
-                var database = 0, user = 0
-                for (other, count) in serverCounts {
-                    if other.database == key.database { database += count }
-                    if other.user == key.user { user += count }
-                }
-                if databaseLimit > 0 && database >= databaseLimit { return false }
-                if userLimit > 0 && user >= userLimit { return false }
-            }
+            if databaseLimit > 0 && serversLocked({ $0.database == key.database }) >= databaseLimit { return false }
+            if userLimit > 0 && serversLocked({ $0.user == key.user }) >= userLimit { return false }
             serverCounts[key] = own + 1
             return true
         }
