@@ -45,6 +45,7 @@ public struct Config: Equatable, Sendable {
 
     /// The entry for a database a client asks for: its own entry, or else one made
     /// from the `"*"` fallback, whose server database defaults to the requested name.
+    @inlinable // callers reach `databases` without copying the whole Config
     public func database(named name: String) -> DatabaseEntry? {
         if let entry = databases[name] { return entry }
         guard var entry = databases["*"] else { return nil }

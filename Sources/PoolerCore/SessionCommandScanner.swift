@@ -31,66 +31,82 @@ public enum SessionCommandScanner {
 
     /// Cheap pre-check on raw bytes so ordinary queries cost a few comparisons: true
     /// when the first word is SET, RESET, DISCARD or DEALLOCATE, when a SELECT mentions
-    /// set_config, or when a second statement follows a semicolon.
+    /// set_config, or when a second statement follows a semicolon. It runs on every
+    /// simple query, so it reads bytes through a raw pointer and compares letters
+    /// case-insensitively with `| 0x20` (exact for letters, which are all it compares).
     public static func mightContainSessionCommand(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let base = bytes.baseAddress else { return false }
+        let count = bytes.count
         var i = 0
         while true { // skip whitespace and -- comments before the first word
-            while i < bytes.count, isSpace(bytes[i]) { i += 1 }
-            if i + 1 < bytes.count, bytes[i] == UInt8(ascii: "-"), bytes[i + 1] == UInt8(ascii: "-") {
-                while i < bytes.count, bytes[i] != UInt8(ascii: "\n") { i += 1 }
+            while i < count, isSpace(base.load(fromByteOffset: i, as: UInt8.self)) { i += 1 }
+            if i + 1 < count, base.load(fromByteOffset: i, as: UInt8.self) == UInt8(ascii: "-"),
+               base.load(fromByteOffset: i + 1, as: UInt8.self) == UInt8(ascii: "-") {
+                while i < count, base.load(fromByteOffset: i, as: UInt8.self) != UInt8(ascii: "\n") { i += 1 }
                 continue
             }
             break
         }
-        guard i < bytes.count else { return false }
-        switch lowercased(bytes[i]) {
+        guard i < count else { return false }
+        switch base.load(fromByteOffset: i, as: UInt8.self) | 0x20 {
         case UInt8(ascii: "/"):
             return true // a block comment: let the scanner handle it
         case UInt8(ascii: "s"):
-            if startsWithWord(bytes, at: i, "set") { return true }
-            if startsWithWord(bytes, at: i, "select") && mentionsSetConfig(bytes) { return true }
+            if isWord(base, count, at: i, "set") { return true }
+            if isWord(base, count, at: i, "select") && mentionsSetConfig(base, count) { return true }
         case UInt8(ascii: "r"):
-            if startsWithWord(bytes, at: i, "reset") { return true }
+            if isWord(base, count, at: i, "reset") { return true }
         case UInt8(ascii: "d"):
-            if startsWithWord(bytes, at: i, "discard") || startsWithWord(bytes, at: i, "deallocate") { return true }
+            if isWord(base, count, at: i, "discard") || isWord(base, count, at: i, "deallocate") { return true }
         default:
             break
         }
-        return hasSecondStatement(bytes)
+        return hasSecondStatement(base, count)
     }
 
     /// "set_config" anywhere (any case), found through its rarer '_' with memchr.
-    private static func mentionsSetConfig(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard let base = bytes.baseAddress else { return false }
+    private static func mentionsSetConfig(_ base: UnsafeRawPointer, _ count: Int) -> Bool {
         var offset = 3
-        while offset < bytes.count,
-              let hit = memchr(base + offset, Int32(UInt8(ascii: "_")), bytes.count - offset) {
+        while offset < count, let hit = memchr(base + offset, Int32(UInt8(ascii: "_")), count - offset) {
             let position = base.distance(to: UnsafeRawPointer(hit))
-            if position >= 3, startsWithWord(bytes, at: position - 3, "set_config") { return true }
+            // "_c" first: most underscores are in names like pgbench_accounts.
+            if position + 1 < count, base.load(fromByteOffset: position + 1, as: UInt8.self) | 0x20 == UInt8(ascii: "c"),
+               hasLetters(base, count, at: position - 3, "set"), isWord(base, count, at: position + 1, "config") {
+                return true
+            }
             offset = position + 1
         }
         return false
     }
 
+    /// The letters of `word` (lowercase ASCII letters only) at `start`, in any case.
     @inline(__always)
-    private static func startsWithWord(_ bytes: UnsafeRawBufferPointer, at start: Int, _ word: StaticString) -> Bool {
+    private static func hasLetters(_ base: UnsafeRawPointer, _ count: Int, at start: Int, _ word: StaticString) -> Bool {
         let length = word.utf8CodeUnitCount
-        guard start + length <= bytes.count else { return false }
+        guard start >= 0, start + length <= count else { return false }
         let letters = word.utf8Start
-        for k in 0..<length where lowercased(bytes[start + k]) != letters[k] { return false }
-        return start + length == bytes.count || !isIdentifierByte(bytes[start + length])
+        for k in 0..<length where base.load(fromByteOffset: start + k, as: UInt8.self) | 0x20 != letters[k] {
+            return false
+        }
+        return true
     }
 
-    private static func lowercased(_ byte: UInt8) -> UInt8 {
-        byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+    /// `word` at `start`, followed by the end or a byte that cannot continue an identifier.
+    @inline(__always)
+    private static func isWord(_ base: UnsafeRawPointer, _ count: Int, at start: Int, _ word: StaticString) -> Bool {
+        guard hasLetters(base, count, at: start, word) else { return false }
+        let end = start + word.utf8CodeUnitCount
+        return end == count || !isIdentifierByte(base.load(fromByteOffset: end, as: UInt8.self))
     }
 
     /// A semicolon followed by anything but whitespace (or the NUL ending a message).
-    private static func hasSecondStatement(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard let base = bytes.baseAddress, let hit = memchr(base, Int32(UInt8(ascii: ";")), bytes.count) else { return false }
-        let semicolon = base.distance(to: UnsafeRawPointer(hit))
-        for k in (semicolon + 1)..<bytes.count where !isSpace(bytes[k]) && bytes[k] != 0 && bytes[k] != UInt8(ascii: ";") {
-            return true
+    private static func hasSecondStatement(_ base: UnsafeRawPointer, _ count: Int) -> Bool {
+        guard let hit = memchr(base, Int32(UInt8(ascii: ";")), count) else { return false }
+        var k = base.distance(to: UnsafeRawPointer(hit)) + 1
+        while k < count {
+            let byte = base.load(fromByteOffset: k, as: UInt8.self)
+            if !isSpace(byte) && byte != 0 && byte != UInt8(ascii: ";") { return true }
+            k += 1
         }
         return false
     }

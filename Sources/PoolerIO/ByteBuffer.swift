@@ -29,8 +29,9 @@ public struct ByteBuffer {
             writeIndex = unread
             if writableCount >= count { return }
         }
-        var newCapacity = max(capacity, 1024)
-        while newCapacity - writeIndex < count { newCapacity *= 2 }
+        // The next power of two that fits, at least 1 KiB (the free list's size classes).
+        let needed = writeIndex + count
+        let newCapacity = max(capacity, 1024, 1 << (Int.bitWidth - (needed - 1).leadingZeroBitCount))
         let newStorage = BufferFreeList.take(capacity: newCapacity)
         if let storage {
             if writeIndex > 0 { newStorage.copyMemory(from: storage, byteCount: writeIndex) }

@@ -91,7 +91,6 @@ extension ClientConnection {
     }
 
     func startLogin(_ parameters: [(String, String)]) {
-        let settings = pooler.settings
         // First, as PgBouncer: a replication client's options go to its server unparsed.
         for (key, value) in parameters where key == "replication" {
             guard let mode = ReplicationMode(startupValue: value) else {
@@ -118,7 +117,7 @@ extension ClientConnection {
                 }
                 startupParameters.append(contentsOf: options)
             default:
-                if !settings.ignoreStartupParameters.contains(where: { $0.lowercased() == key.lowercased() }) {
+                if !pooler.settings.ignoreStartupParameters.contains(where: { $0.lowercased() == key.lowercased() }) {
                     fail(message: "unsupported startup parameter: \(key)", code: SQLState.protocolViolation)
                     return
                 }
@@ -139,7 +138,7 @@ extension ClientConnection {
             pooler.adminClientCount += 1
             pooler.workers.clientCountChanged(by: -1)
         }
-        if settings.logConnections {
+        if pooler.settings.logConnections {
             pooler.log.info("\(logPrefix) login attempt: db=\(databaseName) user=\(user) tls=\(tls == nil ? "no" : tlsDescription) replication=\(replication.logValue)")
         }
         if isAdminDatabase && user == "pgbouncer" && isUnixSocket && Syscall.peerUID(fd) == getuid() {
@@ -150,7 +149,7 @@ extension ClientConnection {
             return
         }
         if !isAdminDatabase {
-            if pooler.workers.clientCount > settings.maxClientConn {
+            if pooler.workers.clientCount > pooler.settings.maxClientConn {
                 fail(message: "no more connections allowed (max_client_conn)", code: SQLState.tooManyConnections)
                 return
             }
@@ -158,12 +157,12 @@ extension ClientConnection {
                 fail(message: "pooler is shutting down", code: SQLState.adminShutdown)
                 return
             }
-            guard pooler.config.database(named: databaseName) != nil else {
+            guard let entry = pooler.config.database(named: databaseName) else {
                 fail(message: "no such database: \(databaseName)", code: SQLState.invalidCatalogName)
                 return
             }
-            let dbLimit = pooler.config.database(named: databaseName)?.maxDbClientConnections ?? settings.maxDbClientConnections
-            let userLimit = pooler.config.users[user]?.maxUserClientConnections ?? settings.maxUserClientConnections
+            let dbLimit = entry.maxDbClientConnections ?? pooler.settings.maxDbClientConnections
+            let userLimit = pooler.config.users[user]?.maxUserClientConnections ?? pooler.settings.maxUserClientConnections
             switch pooler.workers.reserveClient(database: databaseName, user: user, databaseLimit: dbLimit, userLimit: userLimit) {
             case .database?:
                 fail(message: "no more connections allowed (max_db_client_connections)", code: SQLState.tooManyConnections)
@@ -179,11 +178,11 @@ extension ClientConnection {
                 return
             }
         }
-        if tls == nil && !isUnixSocket && ["require", "verify-ca", "verify-full"].contains(settings.clientTLSSSLMode) {
+        if tls == nil && !isUnixSocket && ["require", "verify-ca", "verify-full"].contains(pooler.settings.clientTLSSSLMode) {
             fail(message: "SSL required", code: SQLState.protocolViolation)
             return
         }
-        var method = settings.authType
+        var method = pooler.settings.authType
         var identMap: String?
         if method == .hba {
             guard let resolved = hbaMethod() else { return }
@@ -356,34 +355,46 @@ extension ClientConnection {
     /// own startup values win over the server's; servers are aligned to them on link.
     func sendWelcome(_ parameters: [(String, String)]) {
         guard !closed else { return }
-        var writer = MessageWriter()
-        if let shared = pool?.welcomeSettings {
-            settings = shared
-        } else {
-            for (name, value) in parameters { settings.reported(name: name, value: value) }
-        }
-        for (name, value) in startupParameters {
-            if settings.tracked.contains(name.lowercased()) {
-                settings.requested(name: name, value: value)
-            } else {
-                // Any other `-c` setting is replayed on each server like a client SET.
-                settings.apply(.setConfig(name: name.lowercased(), value: value))
-            }
-        }
         var appName = applicationName
         if pooler.settings.applicationNameAddHost && !isAdmin {
             appName += " - \(isUnixSocket ? "unix" : remote.host):\(remote.port)"
         }
-        if !appName.isEmpty { settings.requested(name: "application_name", value: appName) }
-        // Clients that asked for the same values (one application_name, say) share one
-        // storage: an idle client should cost a few hundred bytes.
-        if let pool { settings = pool.intern(settings) }
-        if let pool, !isAdmin, replication == .none {
-            // The same ParameterStatus block for every client with these settings.
-            output.append(pool.parameterStatusBlock(for: settings, parameters: parameters))
+        // Most clients of a pool send nothing but application_name, and the same one: their
+        // settings and ParameterStatus block are remembered by it (not with the host added:
+        // every client would differ).
+        let memoPool = startupParameters.isEmpty && !isAdmin && replication == .none
+            && !pooler.settings.applicationNameAddHost ? pool : nil
+        if let memoPool, let known = memoPool.memoizedWelcome(applicationName: appName) {
+            settings = known.settings
+            output.append(known.statusBlock)
         } else {
-            output.append(Self.parameterStatusBytes(parameters, settings: settings, ownValues: !isAdmin))
+            if let shared = pool?.welcomeSettings {
+                settings = shared
+            } else {
+                for (name, value) in parameters { settings.reported(name: name, value: value) }
+            }
+            for (name, value) in startupParameters {
+                if settings.tracked.contains(name.lowercased()) {
+                    settings.requested(name: name, value: value)
+                } else {
+                    // Any other `-c` setting is replayed on each server like a client SET.
+                    settings.apply(.setConfig(name: name.lowercased(), value: value))
+                }
+            }
+            if !appName.isEmpty { settings.requested(name: "application_name", value: appName) }
+            // Clients that asked for the same values (one application_name, say) share one
+            // storage: an idle client should cost a few hundred bytes.
+            if let pool { settings = pool.intern(settings) }
+            if let pool, !isAdmin, replication == .none {
+                // The same ParameterStatus block for every client with these settings.
+                let block = pool.parameterStatusBlock(for: settings, parameters: parameters)
+                output.append(block)
+                memoPool?.memoizeWelcome(applicationName: appName, settings: settings, statusBlock: block)
+            } else {
+                output.append(Self.parameterStatusBytes(parameters, settings: settings, ownValues: !isAdmin))
+            }
         }
+        var writer = MessageWriter()
         writer.backendKeyData(processID: cancelKey.processID, secretKey: cancelKey.secretKey)
         writer.readyForQuery(.idle)
         output.append(writer.bytes)

@@ -50,50 +50,56 @@ final class Logger {
         lock.withLock { writeLocked(level, label, message) }
     }
 
+    /// The line being written, reused: a login logs two lines, and building them as
+    /// Strings cost more than the rest of the login's bookkeeping.
+    private var line: [UInt8] = []
+
     private func writeLocked(_ level: Level, _ label: String, _ message: String) {
         if syslogOpen { pooler_syslog(Int32(level.rawValue), message) }
-        var line = timestampText()
-        line.reserveCapacity(line.utf8.count + message.utf8.count + 32)
-        line += " ["
-        line += pidText
-        line += "] "
-        line += label
-        line += " "
-        line += message
-        line += "\n"
-        if let file {
-            fputs(line, file)
-            fflush(file)
-        }
-        if toStderr { fputs(line, stderr) }
-    }
-
-    private var pidText: String {
+        guard file != nil || toStderr else { return }
+        line.removeAll(keepingCapacity: true)
+        appendTimestamp()
+        line.append(contentsOf: " [".utf8)
         if cachedPid != pid {
             cachedPid = pid
-            cachedPidText = String(pid)
+            cachedPidText = Array(String(pid).utf8)
         }
-        return cachedPidText
+        line.append(contentsOf: cachedPidText)
+        line.append(contentsOf: "] ".utf8)
+        line.append(contentsOf: label.utf8)
+        line.append(UInt8(ascii: " "))
+        line.append(contentsOf: message.utf8)
+        line.append(UInt8(ascii: "\n"))
+        line.withUnsafeBytes { bytes in
+            if let file {
+                fwrite(bytes.baseAddress, 1, bytes.count, file)
+                fflush(file)
+            }
+            if toStderr { fwrite(bytes.baseAddress, 1, bytes.count, stderr) }
+        }
     }
+
     private var cachedPid: pid_t = -1
-    private var cachedPidText = ""
+    private var cachedPidText: [UInt8] = []
     /// `YYYY-MM-DD HH:MM:SS` of the last line's second: formatted once per second.
     private var cachedSecond = -1
-    private var cachedSecondText = ""
+    private var cachedSecondText: [UInt8] = []
 
-    private func timestampText() -> String {
+    /// `YYYY-MM-DD HH:MM:SS.mmm UTC`
+    private func appendTimestamp() {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         if ts.tv_sec != cachedSecond {
             cachedSecond = ts.tv_sec
-            cachedSecondText = Self.secondText(ts.tv_sec)
+            cachedSecondText = Array(Self.secondText(ts.tv_sec).utf8)
         }
         let millis = Int(ts.tv_nsec / 1_000_000)
-        var text = cachedSecondText
-        text += millis < 10 ? ".00" : millis < 100 ? ".0" : "."
-        text += String(millis)
-        text += " UTC"
-        return text
+        line.append(contentsOf: cachedSecondText)
+        line.append(UInt8(ascii: "."))
+        line.append(UInt8(ascii: "0") + UInt8(millis / 100))
+        line.append(UInt8(ascii: "0") + UInt8(millis / 10 % 10))
+        line.append(UInt8(ascii: "0") + UInt8(millis % 10))
+        line.append(contentsOf: " UTC".utf8)
     }
 
     private static func pad(_ v: Int32, _ width: Int = 2) -> String {

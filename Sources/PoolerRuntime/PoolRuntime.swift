@@ -20,6 +20,7 @@ final class PoolRuntime {
     var welcome: [(String, String)]? {
         didSet {
             loginSettings.removeAll()
+            welcomeByApplicationName.removeAll()
             var settings = pooler.sessionSettingsTemplate
             for (name, value) in welcome ?? [] { settings.reported(name: name, value: value) }
             welcomeSettings = settings
@@ -37,6 +38,19 @@ final class PoolRuntime {
         if let known = loginSettings[settings.fingerprint], known.settings == settings { return known.settings }
         if loginSettings.count < 64 { loginSettings[settings.fingerprint] = (settings, nil) }
         return settings
+    }
+
+    /// The welcome of clients that sent only application_name (see
+    /// ClientConnection.sendWelcome), by that name; bounded like `loginSettings`.
+    private var welcomeByApplicationName: [String: (settings: SessionSettings, statusBlock: [UInt8])] = [:]
+
+    func memoizedWelcome(applicationName: String) -> (settings: SessionSettings, statusBlock: [UInt8])? {
+        welcome == nil ? nil : welcomeByApplicationName[applicationName]
+    }
+
+    func memoizeWelcome(applicationName: String, settings: SessionSettings, statusBlock: [UInt8]) {
+        guard welcome != nil, welcomeByApplicationName.count < 64 else { return }
+        welcomeByApplicationName[applicationName] = (settings, statusBlock)
     }
 
     func parameterStatusBlock(for settings: SessionSettings, parameters: [(String, String)]) -> [UInt8] {
@@ -89,7 +103,10 @@ final class PoolRuntime {
 
     /// A logged-in client needs a server for its next transaction.
     /// PAUSE or KILL for this database (or all): clients wait, servers close when released.
-    var isPaused: Bool { pooler.isPaused(database: key.database) }
+    var isPaused: Bool {
+        // Checked twice per transaction: the common case (nothing paused) reads two fields.
+        pooler.pauseMode != .none || (!pooler.pausedDatabases.isEmpty && pooler.pausedDatabases.contains(key.database))
+    }
 
     func requestServer(for client: ClientConnection) {
         if isPaused {

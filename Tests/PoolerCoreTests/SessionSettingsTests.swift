@@ -40,6 +40,14 @@ import Testing
             #expect(SessionCommandScanner.mightContainSessionCommand($0))
         }
         Array("settle".utf8).withUnsafeBytes { #expect(!SessionCommandScanner.mightContainSessionCommand($0)) }
+        for text in ["SELECT Set_Config('a', 'b', false)", "-- c\n  RESET x", "Discard all", "DEALLOCATE ALL",
+                     "select 1 ;  select 2", "/* c */ set x = 1", "select upset_config(1), set_config('a','b',false)"] {
+            Array(text.utf8).withUnsafeBytes { #expect(SessionCommandScanner.mightContainSessionCommand($0), "\(text)") }
+        }
+        for text in ["select pgbench_accounts.x from pgbench_accounts", "select x_config, set_configs from t",
+                     "select 1;;\0", "   ", "select set_", "deallocat", "resets"] {
+            Array(text.utf8).withUnsafeBytes { #expect(!SessionCommandScanner.mightContainSessionCommand($0), "\(text)") }
+        }
         Array("insert into t values (1)".utf8).withUnsafeBytes { #expect(!SessionCommandScanner.mightContainSessionCommand($0)) }
     }
 }

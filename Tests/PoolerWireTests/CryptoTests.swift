@@ -20,6 +20,27 @@ import Testing
             == "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad")
     }
 
+    /// The prepared-key HMAC agrees with the one-shot one (RFC 4231 case 2, empty data,
+    /// a key longer than a block, and repeated use of one key).
+    @Test func preparedHMACKeyMatchesOneShot() {
+        let key = Crypto.HMACKey(key: Array("Jefe".utf8))
+        #expect(Crypto.hex(key.authenticate(Array("what do ya want for nothing?".utf8)))
+                == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+        #expect(key.authenticate([UInt8]()) == Crypto.hmacSHA256(key: Array("Jefe".utf8), data: [UInt8]()))
+        let longKey = [UInt8](repeating: 0xaa, count: 131)
+        let prepared = Crypto.HMACKey(key: longKey)
+        for length in [0, 1, 55, 64, 200] {
+            let data = [UInt8](repeating: UInt8(length & 0xff), count: length)
+            #expect(prepared.authenticate(data) == Crypto.hmacSHA256(key: longKey, data: data))
+        }
+    }
+
+    @Test func scramFieldsKeepEmptyOnes() {
+        let fields = SCRAMParsing.fields(Array("n,,n=u,r=abc,".utf8)[...]).map { String(decoding: $0, as: UTF8.self) }
+        #expect(fields == ["n", "", "n=u", "r=abc", ""])
+        #expect(SCRAMParsing.fields([UInt8]()[...]).map(\.count) == [0])
+    }
+
     @Test func pbkdf2KnownValue() {
         // RFC 7677's SaltedPassword gives its ClientKey.
         let salted = Crypto.pbkdf2SHA256(password: Array("pencil".utf8),

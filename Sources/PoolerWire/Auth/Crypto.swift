@@ -22,6 +22,15 @@ public enum Crypto {
 
     /// HMAC-SHA-256 of `data` under `key` (RFC 2104 over the fetched SHA-256).
     public static func hmacSHA256(key: some Collection<UInt8>, data: some Collection<UInt8>) -> [UInt8] {
+        let (inner, outer) = hmacPads(key: key)
+        let innerHash = withNonNullBytes(data) { pointer, count in
+            digest(inner, UnsafeRawBufferPointer(start: pointer, count: count))
+        }
+        return innerHash.withUnsafeBytes { digest(outer, $0) }
+    }
+
+    /// RFC 2104's inner and outer key blocks.
+    private static func hmacPads(key: some Collection<UInt8>) -> (inner: [UInt8], outer: [UInt8]) {
         let blockSize = 64
         var block = [UInt8](repeating: 0, count: blockSize)
         if key.count > blockSize {
@@ -35,10 +44,52 @@ public enum Crypto {
             inner[index] ^= 0x36
             block[index] ^= 0x5c
         }
-        let innerHash = withNonNullBytes(data) { pointer, count in
-            digest(inner, UnsafeRawBufferPointer(start: pointer, count: count))
+        return (inner, block)
+    }
+
+    /// HMAC-SHA-256 under one fixed key, with the key's two padded blocks hashed once:
+    /// each message then costs two SHA-256 blocks fewer (a SCRAM login computes two
+    /// HMACs under the user's StoredKey and ServerKey, the same for every login).
+    /// Immutable after init; `authenticate` only reads the prepared contexts.
+    public final class HMACKey: @unchecked Sendable {
+        private let inner: OpaquePointer
+        private let outer: OpaquePointer
+
+        public init(key: some Collection<UInt8>) {
+            let (innerPad, outerPad) = Crypto.hmacPads(key: key)
+            inner = HMACKey.context(absorbing: innerPad)
+            outer = HMACKey.context(absorbing: outerPad)
         }
-        return innerHash.withUnsafeBytes { digest(block, $0) }
+
+        deinit {
+            EVP_MD_CTX_free(inner)
+            EVP_MD_CTX_free(outer)
+        }
+
+        private static func context(absorbing block: [UInt8]) -> OpaquePointer {
+            guard let context = EVP_MD_CTX_new() else { preconditionFailure("EVP_MD_CTX_new failed") }
+            let ok = EVP_DigestInit_ex2(context, fetchedSHA256, nil) == 1
+                && block.withUnsafeBytes { EVP_DigestUpdate(context, $0.baseAddress, $0.count) } == 1
+            precondition(ok, "SHA-256 failed in libcrypto")
+            return context
+        }
+
+        /// HMAC-SHA-256 of `data` under this key.
+        public func authenticate(_ data: some Collection<UInt8>) -> [UInt8] {
+            guard let context = EVP_MD_CTX_new() else { preconditionFailure("EVP_MD_CTX_new failed") }
+            defer { EVP_MD_CTX_free(context) }
+            var innerHash = [UInt8](repeating: 0, count: sha256Length)
+            var out = [UInt8](repeating: 0, count: sha256Length)
+            var length: UInt32 = 0
+            let ok = EVP_MD_CTX_copy_ex(context, inner) == 1
+                && Crypto.withNonNullBytes(data) { pointer, count in EVP_DigestUpdate(context, pointer, count) } == 1
+                && innerHash.withUnsafeMutableBufferPointer { EVP_DigestFinal_ex(context, $0.baseAddress, &length) } == 1
+                && EVP_MD_CTX_copy_ex(context, outer) == 1
+                && innerHash.withUnsafeBytes { EVP_DigestUpdate(context, $0.baseAddress, $0.count) } == 1
+                && out.withUnsafeMutableBufferPointer { EVP_DigestFinal_ex(context, $0.baseAddress, &length) } == 1
+            precondition(ok && length == UInt32(sha256Length), "HMAC-SHA-256 failed in libcrypto")
+            return out
+        }
     }
 
     /// SHA-256 of `prefix` followed by `rest`.

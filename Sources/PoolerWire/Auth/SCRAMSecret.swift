@@ -6,16 +6,35 @@ public struct SCRAMSecret: Sendable, Hashable {
     public static let defaultIterations = 4096
     public static let defaultSaltLength = 16
 
-    public var iterations: Int
-    public var salt: [UInt8]
-    public var storedKey: [UInt8]
-    public var serverKey: [UInt8]
+    public let iterations: Int
+    public let salt: [UInt8]
+    public let storedKey: [UInt8]
+    public let serverKey: [UInt8]
+    /// HMAC under StoredKey and under ServerKey, prepared once per secret (verifiers are
+    /// cached per user, so logins reuse them).
+    public let storedKeyMAC: Crypto.HMACKey
+    public let serverKeyMAC: Crypto.HMACKey
 
     public init(iterations: Int, salt: [UInt8], storedKey: [UInt8], serverKey: [UInt8]) {
         self.iterations = iterations
         self.salt = salt
         self.storedKey = storedKey
         self.serverKey = serverKey
+        storedKeyMAC = Crypto.HMACKey(key: storedKey)
+        serverKeyMAC = Crypto.HMACKey(key: serverKey)
+    }
+
+    /// Equal when the verifier is (the prepared HMAC keys follow from it).
+    public static func == (lhs: SCRAMSecret, rhs: SCRAMSecret) -> Bool {
+        lhs.iterations == rhs.iterations && lhs.salt == rhs.salt && lhs.storedKey == rhs.storedKey
+            && lhs.serverKey == rhs.serverKey
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(iterations)
+        hasher.combine(salt)
+        hasher.combine(storedKey)
+        hasher.combine(serverKey)
     }
 
     /// Parses PostgreSQL's text form; nil unless every part is well formed

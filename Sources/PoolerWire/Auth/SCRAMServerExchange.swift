@@ -196,14 +196,14 @@ public struct SCRAMServerExchange: Sendable {
         let withoutProof = message[message.startIndex..<(proofField.startIndex - 1)]
         let authMessage = clientFirstBare + [SCRAMParsing.comma] + serverFirst + [SCRAMParsing.comma]
             + Array(withoutProof)
-        let clientSignature = Crypto.hmacSHA256(key: secret.storedKey, data: authMessage)
+        let clientSignature = secret.storedKeyMAC.authenticate(authMessage)
         let candidateClientKey = SCRAMParsing.xor(proof, clientSignature)
         let matches = Crypto.constantTimeEquals(Crypto.sha256(candidateClientKey), secret.storedKey)
         guard matches && !isMock else { throw SCRAMError.authenticationFailed }
 
         clientKey = candidateClientKey
         state = .succeeded
-        let serverSignature = Crypto.hmacSHA256(key: secret.serverKey, data: authMessage)
+        let serverSignature = secret.serverKeyMAC.authenticate(authMessage)
         return Array("v=".utf8) + Crypto.base64EncodeBytes(serverSignature)
     }
 }
