@@ -110,25 +110,9 @@ final class ClientConnection: Connection {
         super.init(pooler: pooler, fd: fd, remote: remote, localPort: localPort)
     }
 
-    /// `C-0x1f: db/user@host:port`, built as bytes (see SocketAddress.appendDescription).
     var logPrefix: String {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(48 + databaseName.utf8.count + user.utf8.count)
-        bytes.append(contentsOf: "C-0x".utf8)
-        appendHex(UInt(bitPattern: id), to: &bytes)
-        bytes.append(contentsOf: ": ".utf8)
-        bytes.append(contentsOf: databaseName.isEmpty ? "(nodb)".utf8 : databaseName.utf8)
-        bytes.append(UInt8(ascii: "/"))
-        bytes.append(contentsOf: user.isEmpty ? "(nouser)".utf8 : user.utf8)
-        bytes.append(UInt8(ascii: "@"))
-        remote.appendDescription(to: &bytes)
-        return String(decoding: bytes, as: UTF8.self)
-    }
-
-    private func appendHex(_ value: UInt, to bytes: inout [UInt8]) {
-        if value >= 16 { appendHex(value / 16, to: &bytes) }
-        let digit = UInt8(truncatingIfNeeded: value % 16)
-        bytes.append(digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10)
+        logPrefix("C", database: databaseName.isEmpty ? "(nodb)" : databaseName,
+                       user: user.isEmpty ? "(nouser)" : user)
     }
 
     var isAdmin: Bool { state == .admin }

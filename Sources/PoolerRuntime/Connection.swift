@@ -325,6 +325,30 @@ class Connection: EventHandler {
         if pending.count > 0 { _ = try? Syscall.send(fd, pending.baseAddress!, pending.count) }
     }
 
+    /// `C-0x1f: db/user@host:port` (`kind` C or S), PgBouncer's log prefix, built as
+    /// bytes: a login logs two lines, and String interpolation of the parts cost more
+    /// than the rest of the login's bookkeeping.
+    func logPrefix(_ kind: Unicode.Scalar, database: String, user: String) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(48 + database.utf8.count + user.utf8.count)
+        bytes.append(UInt8(ascii: kind))
+        bytes.append(contentsOf: "-0x".utf8)
+        Self.appendHex(UInt(bitPattern: id), to: &bytes)
+        bytes.append(contentsOf: ": ".utf8)
+        bytes.append(contentsOf: database.utf8)
+        bytes.append(UInt8(ascii: "/"))
+        bytes.append(contentsOf: user.utf8)
+        bytes.append(UInt8(ascii: "@"))
+        remote.appendDescription(to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func appendHex(_ value: UInt, to bytes: inout [UInt8]) {
+        if value >= 16 { appendHex(value / 16, to: &bytes) }
+        let digit = UInt8(truncatingIfNeeded: value % 16)
+        bytes.append(digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10)
+    }
+
     func peerClosed() { close(reason: "client close request") }
     func ioFailed(_ error: SystemError) { close(reason: "\(error)") }
 

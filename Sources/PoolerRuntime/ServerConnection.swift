@@ -114,9 +114,7 @@ final class ServerConnection: Connection {
         }
     }
 
-    var logPrefix: String {
-        "S-0x\(String(id, radix: 16)): \(pool.key.database)/\(pool.key.user)@\(remote)"
-    }
+    var logPrefix: String { logPrefix("S", database: pool.key.database, user: pool.key.user) }
 
     override func writable() {
         if state == .connecting {

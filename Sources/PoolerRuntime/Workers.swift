@@ -211,14 +211,22 @@ final class Workers: @unchecked Sendable {
     private var clientsPerLoop: [Int] = []
 
     /// Counts a client just accepted by loop `index` and says which loop it should live
-    /// on: the one with the fewest clients, `index` on a tie. Whichever loop accepts (an
-    /// idle loop takes every connection when they come one at a time), clients end up
-    /// spread evenly, so steady traffic from long-lived clients uses every core.
+    /// on: the one with the fewest clients, or `index` when it has about as few.
+    /// Whichever loop accepts (an idle loop takes every connection when they come one at
+    /// a time), clients end up spread evenly, so steady traffic from long-lived clients
+    /// uses every core.
     func placeNewClient(acceptedOn index: Int) -> Int {
         lock.withLock {
             if clientsPerLoop.count != count { clientsPerLoop = Array(repeating: 0, count: count) }
             var best = index
             for loop in 0..<count where !exited[loop] && clientsPerLoop[loop] < clientsPerLoop[best] { best = loop }
+            // The accepting loop keeps the client unless another has clearly fewer (by
+            // more than one, or an eighth): a hop costs a wakeup and a registration on the
+            // other loop, which a storm of short connections would pay at every login.
+            if best != index && !exited[index]
+                && clientsPerLoop[index] - clientsPerLoop[best] <= max(1, clientsPerLoop[index] / 8) {
+                best = index
+            }
             clientsPerLoop[best] += 1
             clientTotal += 1
             return best
