@@ -1,9 +1,13 @@
 import CLinuxShims
 import Glibc
 
-/// Something registered with the event loop.
-public protocol EventHandler: AnyObject {
-    func handleEvents(_ events: UInt32)
+/// Something registered with the event loop. A class rather than a protocol: the loop
+/// holds each handler unmanaged and calls it through its vtable, with no retain and
+/// release per event (see `EventLoop.retired` for why that is safe).
+open class EventHandler {
+    public init() {}
+
+    open func handleEvents(_ events: UInt32) {}
 }
 
 public enum EventMask {
@@ -20,7 +24,14 @@ public enum EventMask {
 public final class EventLoop {
     private let epollFD: Int32
     private let wakeFD: Int32
-    private var slots: [EventHandler?] = []
+    /// Registered handlers, each retained once by the loop (passRetained at register).
+    private var slots: [Unmanaged<EventHandler>?] = []
+    /// Handlers unregistered since the loop last waited, still retained: released only
+    /// when no handler code is running, so a handler that closes itself or its peer
+    /// while handling an event is never freed under its own feet, and dispatch needs no
+    /// retain/release. Code called from the loop may rely on it: a handler registered on
+    /// this loop stays allocated until the loop waits again.
+    private var retired: [Unmanaged<EventHandler>] = []
     private var generations: [UInt32] = []
     private var freeSlots: [Int] = []
     private var stopped = false
@@ -38,6 +49,13 @@ public final class EventLoop {
     deinit {
         Syscall.close(epollFD)
         Syscall.close(wakeFD)
+        releaseRetired()
+        for slot in slots { slot?.release() }
+    }
+
+    private func releaseRetired() {
+        for handler in retired { handler.release() }
+        retired.removeAll(keepingCapacity: true)
     }
 
     /// The eventfd that wakes the loop (signal handlers write to it).
@@ -49,12 +67,13 @@ public final class EventLoop {
     /// Registers `fd`; returns the token to modify or remove it.
     public func register(fd: Int32, events: UInt32, handler: EventHandler) throws(SystemError) -> UInt64 {
         let index: Int
+        let retained = Unmanaged.passRetained(handler)
         if let free = freeSlots.popLast() {
             index = free
-            slots[index] = handler
+            slots[index] = retained
         } else {
             index = slots.count
-            slots.append(handler)
+            slots.append(retained)
             generations.append(0)
         }
         let token = UInt64(generations[index]) << 32 | UInt64(index)
@@ -63,6 +82,7 @@ public final class EventLoop {
         } catch {
             slots[index] = nil
             freeSlots.append(index)
+            retired.append(retained)
             throw error
         }
         return token
@@ -78,6 +98,7 @@ public final class EventLoop {
         try? Syscall.epollControl(epollFD, EPOLL_CTL_DEL, fd, events: 0, data: 0)
         let index = Int(token & 0xFFFF_FFFF)
         guard index < slots.count, generations[index] == UInt32(token >> 32) else { return }
+        if let handler = slots[index] { retired.append(handler) }
         slots[index] = nil
         generations[index] &+= 1
         freeSlots.append(index)
@@ -93,6 +114,7 @@ public final class EventLoop {
         defer { events.deallocate(); data.deallocate() }
         var lastTick = now
         while !stopped {
+            if !retired.isEmpty { releaseRetired() }
             let count = try Syscall.epollWait(epollFD, events: events, data: data, max: Int32(capacity),
                                               timeoutMilliseconds: tickMilliseconds)
             now = Syscall.monotonicMicroseconds()
@@ -107,7 +129,8 @@ public final class EventLoop {
                 let index = Int(token & 0xFFFF_FFFF)
                 guard index < slots.count, generations[index] == UInt32(token >> 32),
                       let handler = slots[index] else { continue }
-                handler.handleEvents(events[i])
+                let mask = events[i]
+                handler._withUnsafeGuaranteedRef { $0.handleEvents(mask) }
             }
             if count == 0 || now &- lastTick >= UInt64(tickMilliseconds) * 1000 {
                 lastTick = now

@@ -37,6 +37,7 @@ final class CancelForwarder: EventHandler {
         started = pooler.loop.now
         guard let fd = try? Syscall.socket(domain: address.family, type: Int32(SOCK_STREAM.rawValue)) else { return nil }
         self.fd = fd
+        super.init()
         do {
             token = try pooler.loop.register(fd: fd, events: EventMask.writable, handler: self)
             _ = try Syscall.connect(fd, address)
@@ -49,7 +50,7 @@ final class CancelForwarder: EventHandler {
         pooler.cancelForwarders.append(self)
     }
 
-    func handleEvents(_ events: UInt32) {
+    override func handleEvents(_ events: UInt32) {
         if !sent {
             guard Syscall.socketError(fd) == 0,
                   packet.withUnsafeBytes({ (try? Syscall.send(fd, $0.baseAddress!, $0.count)) ?? nil }) == packet.count else {

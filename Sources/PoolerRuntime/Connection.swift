@@ -121,7 +121,7 @@ class Connection: EventHandler {
         }
     }
 
-    func handleEvents(_ events: UInt32) {
+    override func handleEvents(_ events: UInt32) {
         if closed { return }
         if events & EventMask.writable != 0 {
             writable()

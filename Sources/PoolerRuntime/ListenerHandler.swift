@@ -18,7 +18,7 @@ final class ListenerHandler: EventHandler {
         self.path = path
     }
 
-    func handleEvents(_ events: UInt32) {
+    override func handleEvents(_ events: UInt32) {
         var storage = sockaddr_storage()
         // Accept a bounded batch so one busy listener cannot starve the loop.
         // With several loops, a few per wakeup: the next connections wake another loop.

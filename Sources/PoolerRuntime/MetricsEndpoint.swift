@@ -122,7 +122,7 @@ final class MetricsListener: EventHandler {
         self.fd = fd
     }
 
-    func handleEvents(_ events: UInt32) {
+    override func handleEvents(_ events: UInt32) {
         var storage = sockaddr_storage()
         for _ in 0..<16 {
             guard let clientFD = (try? Syscall.accept(fd, address: &storage)) ?? nil else { return }
