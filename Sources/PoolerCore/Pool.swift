@@ -37,11 +37,23 @@ public struct PoolLimits: Equatable, Sendable {
     }
 }
 
+/// Where a server stands in its pool's `PoolState`, kept in the server itself so a
+/// release needs no search of a list (it happens at every transaction end).
+public enum PoolMembership: UInt8, Sendable {
+    case none, idle, active, loggingIn
+}
+
+/// A server `PoolState` can track: it carries its membership tag.
+public protocol PoolMember: AnyObject {
+    var poolMembership: PoolMembership { get set }
+}
+
 /// The bookkeeping of one pool: which servers are idle, active or logging in, and which
 /// clients wait, FIFO. It holds the runtime's connection objects and compares them by
-/// identity: no hashing or lookups per transaction. Time is injected. Pure: it decides,
-/// the runtime performs.
-public struct PoolState<Server: AnyObject, Client: AnyObject> {
+/// identity: no hashing or lookups per transaction. Active servers are only counted (their
+/// tag says they are active): the runtime reaches them through their clients. Time is
+/// injected. Pure: it decides, the runtime performs.
+public struct PoolState<Server: PoolMember, Client: AnyObject> {
     public struct Waiter {
         public var client: Client
         public var since: UInt64
@@ -51,7 +63,8 @@ public struct PoolState<Server: AnyObject, Client: AnyObject> {
     public var limits: PoolLimits
     /// Idle servers, most recently used last (PgBouncer's default LIFO reuse).
     public private(set) var idle: [Server] = []
-    public private(set) var active: [Server] = []
+    /// Servers linked to a client (tagged `.active`).
+    public private(set) var activeCount = 0
     /// Servers not yet usable: logging in, or running a check query.
     public private(set) var loggingIn: [Server] = []
     public private(set) var waiting: [Waiter] = []
@@ -61,7 +74,7 @@ public struct PoolState<Server: AnyObject, Client: AnyObject> {
         self.limits = limits
     }
 
-    public var serverCount: Int { idle.count + active.count + loggingIn.count }
+    public var serverCount: Int { idle.count + activeCount + loggingIn.count }
 
     /// Loop time the oldest waiting client queued; 0 when nobody waits. Read without
     /// copying the waiter (no retain of its client).
@@ -83,7 +96,8 @@ public struct PoolState<Server: AnyObject, Client: AnyObject> {
     public mutating func request(client: Client, now: UInt64) -> Assignment {
         if waiting.isEmpty, !idle.isEmpty {
             let server = limits.roundRobin ? idle.removeFirst() : idle.removeLast()
-            active.append(server)
+            server.poolMembership = .active
+            activeCount += 1
             return .linked(server: server)
         }
         enqueue(client: client, now: now)
@@ -107,37 +121,54 @@ public struct PoolState<Server: AnyObject, Client: AnyObject> {
     /// A server became usable (login finished or released clean): it goes to the first
     /// waiting client, or to the idle list.
     public mutating func serverReady(_ server: Server) -> Client? {
-        Self.remove(server, from: &active)
-        Self.remove(server, from: &loggingIn)
+        leave(server)
         if !waiting.isEmpty {
             let waiter = waiting.removeFirst()
-            active.append(server)
+            server.poolMembership = .active
+            activeCount += 1
             return waiter.client
         }
+        server.poolMembership = .idle
         idle.append(server)
         return nil
     }
 
     /// Takes an idle server out for maintenance or closing.
     public mutating func removeIdle(_ server: Server) -> Bool {
-        guard let index = idle.firstIndex(where: { $0 === server }) else { return false }
-        idle.remove(at: index)
+        guard server.poolMembership == .idle else { return false }
+        leave(server)
         return true
     }
 
-    public mutating func serverLoginStarted(_ server: Server) { loggingIn.append(server) }
+    /// A server starts logging in (or running a check query: it leaves the idle or
+    /// active servers for that time).
+    public mutating func serverLoginStarted(_ server: Server) {
+        guard server.poolMembership != .loggingIn else { return }
+        leave(server)
+        server.poolMembership = .loggingIn
+        loggingIn.append(server)
+    }
 
     /// A server logged in for one client already chosen (replication): straight to active.
     public mutating func serverActivated(_ server: Server) {
-        Self.remove(server, from: &loggingIn)
-        active.append(server)
+        leave(server)
+        server.poolMembership = .active
+        activeCount += 1
     }
 
-    /// A server is gone (closed, failed login, crashed), whatever its state was.
-    public mutating func serverClosed(_ server: Server) {
-        Self.remove(server, from: &loggingIn)
-        Self.remove(server, from: &active)
-        _ = removeIdle(server)
+    /// A server is gone (closed, failed login, crashed, moved to another loop), whatever
+    /// its state was.
+    public mutating func serverClosed(_ server: Server) { leave(server) }
+
+    /// Takes `server` out of whatever it was counted in.
+    private mutating func leave(_ server: Server) {
+        switch server.poolMembership {
+        case .none: return
+        case .active: activeCount -= 1
+        case .idle: Self.remove(server, from: &idle)
+        case .loggingIn: Self.remove(server, from: &loggingIn)
+        }
+        server.poolMembership = .none
     }
 
     /// Removal by identity. `remove(at:)` moves the tail down without touching reference

@@ -201,7 +201,7 @@ extension Pooler {
         switch condition {
         case .paused(let database):
             return pools.values.allSatisfy { pool in
-                (database != nil && pool.key.database != database) || pool.state.active.isEmpty
+                (database != nil && pool.key.database != database) || pool.state.activeCount == 0
             }
         case .closed(let database):
             return pools.values.allSatisfy { pool in

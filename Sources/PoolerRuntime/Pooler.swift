@@ -599,7 +599,7 @@ final class Pooler {
                     server.terminate(reason: "shutting down")
                 }
             }
-            if pools.values.allSatisfy({ $0.state.active.isEmpty }) { stopForShutdown() }
+            if pools.values.allSatisfy({ $0.state.activeCount == 0 }) { stopForShutdown() }
         }
     }
 
@@ -750,13 +750,13 @@ final class Pooler {
     /// global, as PgBouncer:
     /// the server is closed and its client gets the reason.
     private func enforceTransactionTimeouts(now: UInt64) {
-        for pool in pools.values where !pool.state.active.isEmpty {
+        for pool in pools.values where pool.state.activeCount > 0 {
             let user = config.users[pool.key.user]
             let queryTimeout = UInt64((user?.queryTimeout ?? settings.queryTimeout) * 1_000_000)
             let idleTimeout = UInt64((user?.idleTransactionTimeout ?? settings.idleTransactionTimeout) * 1_000_000)
             let transactionTimeout = UInt64((user?.transactionTimeout ?? settings.transactionTimeout) * 1_000_000)
             guard queryTimeout > 0 || idleTimeout > 0 || transactionTimeout > 0 else { continue }
-            for server in pool.state.active {
+            for server in pool.servers.values where server.poolMembership == .active {
                 guard server.state == .active, let client = server.client else { continue }
                 let reason: String
                 if queryTimeout > 0 && server.tracker.outstanding > 0 && now &- client.requestTime > queryTimeout {

@@ -5,7 +5,7 @@ import PoolerWire
 
 /// One connection to PostgreSQL. Logs in, then carries traffic for whichever client
 /// the pool links it to, and tells the pool when it is clean again.
-final class ServerConnection: Connection {
+final class ServerConnection: Connection, PoolMember {
     enum State: String {
         case connecting
         /// SSLRequest sent, waiting for 'S' or 'N'.
@@ -55,6 +55,8 @@ final class ServerConnection: Connection {
     var idleSince: UInt64 = 0
     /// Set when the pooler decided to retire it at its next release (RECONNECT, lifetime).
     var closeWhenReleased = false
+    /// Where this server stands in its pool's PoolState (kept by PoolState).
+    var poolMembership = PoolMembership.none
     /// The database's reconnect generation when it was opened (workers > 1: a server
     /// that was moving between loops during a RECONNECT is retired on arrival).
     var generation = 0

@@ -2,7 +2,9 @@ import Testing
 @testable import PoolerCore
 
 /// Stand-ins for the runtime's connection objects.
-final class TestServer {}
+final class TestServer: PoolMember {
+    var poolMembership = PoolMembership.none
+}
 final class TestClient {}
 
 @Suite struct PoolStateTests {
@@ -56,7 +58,7 @@ final class TestClient {}
         #expect(pool.idle.count == 1 && pool.idle[0] === server)
         let assignment = pool.request(client: c4, now: 9)
         #expect(Self.linkedServer(assignment) === server)
-        #expect(pool.active.count == 1)
+        #expect(pool.activeCount == 1)
     }
 
     @Test func idleServerIsNotHandedPastWaitingClients() {
@@ -108,6 +110,30 @@ final class TestClient {}
         _ = pool.request(client: TestClient(), now: 0)
         for server in servers { pool.serverClosed(server) }
         #expect(pool.serverCount == 0)
+    }
+
+    /// A released server that runs a check query (server_check_delay = 0) leaves the
+    /// active count for the check and is counted once throughout; membership follows it.
+    @Test func checkedServerIsCountedOnce() {
+        var pool = State(key: key, limits: PoolLimits(poolSize: 2))
+        let server = TestServer()
+        pool.serverLoginStarted(server)
+        #expect(server.poolMembership == .loggingIn)
+        let parked = pool.serverReady(server)
+        #expect(parked == nil && server.poolMembership == .idle)
+        let assignment = pool.request(client: TestClient(), now: 0)
+        #expect(Self.linkedServer(assignment) === server)
+        #expect(server.poolMembership == .active && pool.activeCount == 1)
+        let removed = pool.removeIdle(server)
+        #expect(!removed)
+        pool.serverLoginStarted(server)
+        #expect(pool.serverCount == 1 && pool.activeCount == 0 && pool.loggingIn.count == 1)
+        let checked = pool.serverReady(server)
+        #expect(checked == nil)
+        #expect(pool.serverCount == 1 && pool.idle.count == 1)
+        pool.serverClosed(server)
+        pool.serverClosed(server)
+        #expect(pool.serverCount == 0 && server.poolMembership == PoolMembership.none)
     }
 
     @Test func pausedPoolQueuesEvenWithIdleServers() {
