@@ -159,10 +159,6 @@ final class ClientConnection: Connection {
         server?.resumeReading()
     }
 
-    override func flush() {
-        super.flush()
-    }
-
     // MARK: admin
 
     private func processAdmin() {

@@ -227,6 +227,13 @@ class Connection: EventHandler {
     /// Sends buffered output (through TLS when on); keeps write interest while something is left.
     func flush() {
         guard !closed else { return }
+        if output.storage == nil && tlsLink == nil {
+            // Nothing was buffered (the usual case after a direct send): no syscall, only
+            // the paused peer and the interest to look at.
+            outputDrained()
+            updateInterest()
+            return
+        }
         if let link = tlsLink {
             let tls = link.session
             // Encrypt only as much as the socket is likely to take soon.

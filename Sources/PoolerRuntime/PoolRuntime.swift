@@ -104,8 +104,8 @@ final class PoolRuntime {
     /// A logged-in client needs a server for its next transaction.
     /// PAUSE or KILL for this database (or all): clients wait, servers close when released.
     var isPaused: Bool {
-        // Checked twice per transaction: the common case (nothing paused) reads two fields.
-        pooler.pauseMode != .none || (!pooler.pausedDatabases.isEmpty && pooler.pausedDatabases.contains(key.database))
+        // Checked twice per transaction: the common case (nothing paused) is one load.
+        pooler.anythingPaused && pooler.isPaused(database: key.database)
     }
 
     func requestServer(for client: ClientConnection) {

@@ -34,15 +34,21 @@ extension ServerConnection {
             case .frame(let frame):
                 let type = frame.type
                 let hidden = responses.inHiddenQuery
-                if !hidden && (type == BackendMessageID.dataRow
-                               || ((type == BackendMessageID.rowDescription || type == BackendMessageID.commandComplete)
-                                   && responses.inSimpleQuery)) {
+                if !hidden, type == BackendMessageID.dataRow || type == BackendMessageID.rowDescription
+                    || type == BackendMessageID.commandComplete,
+                   case let simple = responses.inSimpleQuery, simple || type == BackendMessageID.dataRow {
                     // The bulk of a result set changes no expectation, nor does a simple
                     // query's RowDescription or CommandComplete: they skip the response
-                    // queue (serverSent would answer .forward and change nothing).
-                    run.add(UnsafeRawBufferPointer(rebasing: bytes[0..<frame.end]), peer: client)
-                    input.consume(frame.end)
-                    pool.stats.bytesSent += UInt64(frame.end)
+                    // queue (serverSent would answer .forward and change nothing), and so
+                    // do the complete frames of that kind right behind (one pass, no
+                    // per-frame bookkeeping).
+                    var end = frame.end
+                    while let next = Self.plainFrameEnd(bytes, at: end, simpleQuery: simple, maxPacketSize: limit) {
+                        end = next
+                    }
+                    run.add(UnsafeRawBufferPointer(rebasing: bytes[0..<end]), peer: client)
+                    input.consume(end)
+                    pool.stats.bytesSent += UInt64(end)
                     continue
                 }
                 let disposition = responses.serverSent(type)
@@ -145,6 +151,22 @@ extension ServerConnection {
     }
 
     /// A client batch (Query or Sync) ended: its session commands take effect unless it failed.
+    /// The end of the complete frame at `offset` when it is one that skips the response
+    /// queue (DataRow; RowDescription and CommandComplete in a simple query), else nil
+    /// (anything else, incomplete or malformed goes through the frame scanner).
+    @inline(__always)
+    static func plainFrameEnd(_ bytes: UnsafeRawBufferPointer, at offset: Int, simpleQuery: Bool,
+                              maxPacketSize: Int) -> Int? {
+        guard offset + 5 <= bytes.count else { return nil }
+        let type = bytes[offset]
+        guard type == BackendMessageID.dataRow
+                || (simpleQuery && (type == BackendMessageID.rowDescription || type == BackendMessageID.commandComplete))
+        else { return nil }
+        let length = Int(FrameScanner.readUInt32(bytes, at: offset + 1))
+        guard length >= 4, length <= maxPacketSize, offset + 1 + length <= bytes.count else { return nil }
+        return offset + 1 + length
+    }
+
     func batchFinished(_ client: ClientConnection) {
         if !pendingCommands.isEmpty {
             if !batchFailed {
