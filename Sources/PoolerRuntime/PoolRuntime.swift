@@ -399,8 +399,13 @@ final class PoolRuntime {
                              : isPaused ? "pause mode" : expired ? "server lifetime over" : "pooler shutting down")
             return
         }
-        if let board, case let target = handOverTarget(for: server, board: board), target >= 0 {
-            handOver(server, to: target)
+        // workers > 1: the other loop whose client has waited longest, if any (one read
+        // of the board per release).
+        var waitingLoop = -1
+        var waitingSince: UInt64 = 0
+        if let board { waitingLoop = board.longestWaiting(except: pooler.workerIndex, since: &waitingSince) }
+        if waitingLoop >= 0 && shouldHandOver(server, waitingSince: waitingSince) {
+            handOver(server, to: waitingLoop)
         } else if let client = state.serverReady(server) {
             link(server, client)
         } else if pooler.settings.serverCheckDelay == 0 && !pooler.settings.serverCheckQuery.isEmpty && !checked {
@@ -411,7 +416,7 @@ final class PoolRuntime {
         } else {
             server.becameIdle()
             pooler.serverBecameIdle()
-            if board != nil { nudgeWaitingLoop() }
+            if waitingLoop >= 0 { nudgeWaitingLoop(waitingLoop) }
         }
         if !pooler.pendingAdminReplies.isEmpty { pooler.completePendingAdminReplies() }
         publish()

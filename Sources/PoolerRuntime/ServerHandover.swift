@@ -18,16 +18,12 @@ extension PoolRuntime {
     /// over at 0, 11% at 1 ms, 4% at 5 ms, at the same tps.
     static let idleHandOverDelay: UInt64 = 2_000
 
-    /// A server parked idle here while a client waits on another loop (too briefly to
-    /// take it over, see handOverTarget): that loop is told to ask for it, at most once
+    /// A server parked idle here while a client waits on loop `target` (too briefly to
+    /// take it over, see shouldHandOver): that loop is told to ask for it, at most once
     /// per idleHandOverDelay, so its client does not wait for its janitor tick.
-    func nudgeWaitingLoop() {
-        guard let board else { return }
+    func nudgeWaitingLoop(_ target: Int) {
         let now = pooler.loop.now
         guard now &- lastNudge >= Self.idleHandOverDelay else { return }
-        var since: UInt64 = 0
-        let target = board.longestWaiting(except: pooler.workerIndex, since: &since)
-        guard target >= 0 else { return }
         lastNudge = now
         let key = self.key
         pooler.workers.post(to: target) { $0.pools[key]?.launchServers() }
@@ -40,22 +36,19 @@ extension PoolRuntime {
         board.publish(loop: pooler.workerIndex, idle: state.idle.count, oldestWait: state.oldestWaitSince)
     }
 
-    /// For a server just released clean: the loop it should go to instead of serving
-    /// here, if any (-1: none). Runs at every release, so the board is read first.
+    /// For a server just released clean while a client on another loop has queued since
+    /// `waitingSince` (the longest waiting one, read from the board once per release):
+    /// whether the server should go there instead of serving here.
     @inline(__always)
-    func handOverTarget(for server: ServerConnection, board: PoolBoard) -> Int {
-        var since: UInt64 = 0
-        let target = board.longestWaiting(except: pooler.workerIndex, since: &since)
-        guard target >= 0 else { return -1 }
+    func shouldHandOver(_ server: ServerConnection, waitingSince since: UInt64) -> Bool {
         // Compared with this loop's oldest waiter, or with now when nobody waits here:
         // a client elsewhere that has just queued is usually served by its own loop's
         // next release (moving costs a few syscalls), one that has waited a while is not.
         let local = state.oldestWaitSince
         let reference = local != 0 ? local : pooler.loop.now
-        if since &+ (local != 0 ? Self.crossLoopWaitSlack : Self.idleHandOverDelay) > reference { return -1 }
-        guard server.replication == .none, !server.closeWhenReleased, server.cancelsInFlight == 0,
-              server.canMoveToOtherLoop else { return -1 }
-        return target
+        if since &+ (local != 0 ? Self.crossLoopWaitSlack : Self.idleHandOverDelay) > reference { return false }
+        return server.replication == .none && !server.closeWhenReleased && server.cancelsInFlight == 0
+            && server.canMoveToOtherLoop
     }
 
     /// Moves an idle or just-released server (not linked, nothing in flight) to loop
