@@ -53,7 +53,7 @@ public enum SessionCommandScanner {
             return true // a block comment: let the scanner handle it
         case UInt8(ascii: "s"):
             if isWord(base, count, at: i, "set") { return true }
-            if isWord(base, count, at: i, "select") && mentionsSetConfig(base, count) { return true }
+            if isWord(base, count, at: i, "select") && callsSetConfig(base, count, after: i + 6) { return true }
         case UInt8(ascii: "r"):
             if isWord(base, count, at: i, "reset") { return true }
         case UInt8(ascii: "d"):
@@ -64,28 +64,32 @@ public enum SessionCommandScanner {
         return hasSecondStatement(base, count)
     }
 
-    /// "set_config" anywhere (any case), found through its rarer '_' with memchr.
-    private static func mentionsSetConfig(_ base: UnsafeRawPointer, _ count: Int) -> Bool {
-        var offset = 3
-        while offset < count, let hit = memchr(base + offset, Int32(UInt8(ascii: "_")), count - offset) {
-            let position = base.distance(to: UnsafeRawPointer(hit))
-            // "_c" first: most underscores are in names like pgbench_accounts.
-            if position + 1 < count, base.load(fromByteOffset: position + 1, as: UInt8.self) | 0x20 == UInt8(ascii: "c"),
-               hasLetters(base, count, at: position - 3, "set"), isWord(base, count, at: position + 1, "config") {
-                return true
-            }
-            offset = position + 1
+    /// `classify` recognizes set_config only as the word right after SELECT (comments
+    /// aside), so only that word is looked at: "set_config" in any case, or quoted; a
+    /// comment there may hide it, so it counts too (the full scan decides).
+    private static func callsSetConfig(_ base: UnsafeRawPointer, _ count: Int, after start: Int) -> Bool {
+        var j = start
+        while j < count, isSpace(base.load(fromByteOffset: j, as: UInt8.self)) { j += 1 }
+        guard j < count else { return false }
+        switch base.load(fromByteOffset: j, as: UInt8.self) {
+        case UInt8(ascii: "/"), UInt8(ascii: "-"):
+            return true
+        case UInt8(ascii: "\""):
+            return hasLetters(base, count, at: j + 1, "set_config") && j + 11 < count
+                && base.load(fromByteOffset: j + 11, as: UInt8.self) == UInt8(ascii: "\"")
+        default:
+            return isWord(base, count, at: j, "set_config")
         }
-        return false
     }
 
-    /// The letters of `word` (lowercase ASCII letters only) at `start`, in any case.
+    /// `word` (lowercase ASCII letters and '_') at `start`, letters in any case. `| 0x20`
+    /// folds case exactly for letters and keeps '_' apart from every letter.
     @inline(__always)
     private static func hasLetters(_ base: UnsafeRawPointer, _ count: Int, at start: Int, _ word: StaticString) -> Bool {
         let length = word.utf8CodeUnitCount
         guard start >= 0, start + length <= count else { return false }
         let letters = word.utf8Start
-        for k in 0..<length where base.load(fromByteOffset: start + k, as: UInt8.self) | 0x20 != letters[k] {
+        for k in 0..<length where base.load(fromByteOffset: start + k, as: UInt8.self) | 0x20 != letters[k] | 0x20 {
             return false
         }
         return true
@@ -262,6 +266,9 @@ public enum SessionCommandScanner {
 
     static func classify(_ statement: [UInt8]) -> SessionCommand? {
         var tokens = Tokens(bytes: statement)
+        // A quoted identifier is never a keyword: `"reset" x` is not RESET (found by fuzzing).
+        tokens.skipSpace()
+        guard tokens.i < statement.count, statement[tokens.i] != UInt8(ascii: "\"") else { return nil }
         guard let first = tokens.next() else { return nil }
         switch first {
         case "set":

@@ -21,6 +21,7 @@ import Testing
         #expect(SessionCommandScanner.scan("SELECT set_config('a', 'b', true)").isEmpty)
         #expect(SessionCommandScanner.scan("SELECT 'SET x = 1'").isEmpty)
         #expect(SessionCommandScanner.scan("UPDATE t SET x = 1").isEmpty)
+        #expect(SessionCommandScanner.scan("\"reset\"*").isEmpty) // a quoted name is no keyword
     }
 
     @Test func splitsStatementsOutsideQuotesAndComments() {
@@ -41,11 +42,13 @@ import Testing
         }
         Array("settle".utf8).withUnsafeBytes { #expect(!SessionCommandScanner.mightContainSessionCommand($0)) }
         for text in ["SELECT Set_Config('a', 'b', false)", "-- c\n  RESET x", "Discard all", "DEALLOCATE ALL",
-                     "select 1 ;  select 2", "/* c */ set x = 1", "select upset_config(1), set_config('a','b',false)"] {
+                     "select 1 ;  select 2", "/* c */ set x = 1", "SELECT \"set_config\"('a', 'b', false)",
+                     "select /* c */ set_config('a', 'b', false)", "select\n\tSET_CONFIG('a', 'b', false)"] {
             Array(text.utf8).withUnsafeBytes { #expect(SessionCommandScanner.mightContainSessionCommand($0), "\(text)") }
         }
         for text in ["select pgbench_accounts.x from pgbench_accounts", "select x_config, set_configs from t",
-                     "select 1;;\0", "   ", "select set_", "deallocat", "resets"] {
+                     "select 1;;\0", "   ", "select set_", "deallocat", "resets",
+                     "select upset_config(1), set_config('a', 'b', false)", "select set_configs('a')"] {
             Array(text.utf8).withUnsafeBytes { #expect(!SessionCommandScanner.mightContainSessionCommand($0), "\(text)") }
         }
         Array("insert into t values (1)".utf8).withUnsafeBytes { #expect(!SessionCommandScanner.mightContainSessionCommand($0)) }
