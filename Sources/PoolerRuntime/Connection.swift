@@ -88,10 +88,11 @@ class Connection: EventHandler {
         token = try pooler.loop.register(fd: fd, events: registeredEvents, handler: self)
     }
 
+    @inline(__always)
     private var desiredEvents: UInt32 {
         var events = EventMask.peerHangup
         if wantsRead && !readingSuspended { events |= EventMask.readable }
-        if hasPendingWrite || wantsWritable { events |= EventMask.writable }
+        if wantsWritable || (tlsLink == nil ? !output.isEmpty : hasPendingWrite) { events |= EventMask.writable }
         return events
     }
 
@@ -112,13 +113,17 @@ class Connection: EventHandler {
     /// Subclasses set this while a non-blocking connect is in progress.
     var wantsWritable = false
 
-    func updateInterest() {
-        guard !closed else { return }
+    /// Several times per transaction, and almost always without a change: inlined down
+    /// to a few loads and a compare.
+    @inline(__always)
+    final func updateInterest() {
         let desired = desiredEvents
-        if desired != registeredEvents {
-            registeredEvents = desired
-            try? pooler.loop.modify(fd: fd, token: token, events: desired)
-        }
+        if desired != registeredEvents && !closed { applyInterest(desired) }
+    }
+
+    private func applyInterest(_ desired: UInt32) {
+        registeredEvents = desired
+        try? pooler.loop.modify(fd: fd, token: token, events: desired)
     }
 
     override func handleEvents(_ events: UInt32) {
@@ -139,7 +144,7 @@ class Connection: EventHandler {
     /// Reads what the socket has into `input` (decrypting when TLS is on); returns false
     /// when the connection was closed.
     func readAvailable() -> Bool {
-        if tls != nil { return readTLS() }
+        if tlsLink != nil { return readTLS() } // (not `tls`: no retain of the session per read)
         let chunk = max(pooler.settings.pktBuf, 4096)
         input.reserveWritable(chunk)
         do {

@@ -103,6 +103,7 @@ final class PoolRuntime {
 
     /// A logged-in client needs a server for its next transaction.
     /// PAUSE or KILL for this database (or all): clients wait, servers close when released.
+    @inline(__always)
     var isPaused: Bool {
         // Checked twice per transaction: the common case (nothing paused) is one load.
         pooler.anythingPaused && pooler.isPaused(database: key.database)
