@@ -100,6 +100,9 @@ final class ClientConnection: Connection {
     /// query_wait_notify's notice went out for the current wait.
     var sentWaitNotice = false
     var releaseAfterPassthrough = false
+    /// forwardToServer is asking the pool for a server: when one is linked at once, that
+    /// loop goes on with the frame itself instead of linked(to:) starting a second pass.
+    var acquiringInline = false
     /// The connection began with a TLS ClientHello (no SSLRequest).
     var directTLS = false
 

@@ -78,7 +78,10 @@ extension ClientConnection {
                         input.consume(frame.end)
                         continue
                     case .forward:
+                        acquiringInline = true
                         acquireServer()
+                        acquiringInline = false
+                        if self.server != nil && !closed { continue } // linked at once: forward it now
                     case .terminate:
                         close(reason: "client close request")
                     case .invalid:
@@ -152,7 +155,7 @@ extension ClientConnection {
         state = .active
         wantsRead = true
         updateInterest()
-        processInput()
+        if !acquiringInline { processInput() }
     }
 
     /// The server answered the last request and is clean: hand it back, unless a
