@@ -22,6 +22,14 @@ public struct ByteBuffer {
     /// Makes room for at least `count` more bytes, compacting before growing.
     public mutating func reserveWritable(_ count: Int) {
         if writableCount >= count { return }
+        if storage == nil {
+            // The usual case: an idle connection borrows a buffer for its next read
+            // (empty, so the indices are 0 and there is nothing to keep).
+            let newCapacity = max(1024, 1 << (Int.bitWidth - (count - 1).leadingZeroBitCount))
+            storage = BufferFreeList.take(capacity: newCapacity)
+            capacity = newCapacity
+            return
+        }
         if readIndex > 0 {
             let unread = readableCount
             if unread > 0, let storage { storage.copyMemory(from: storage + readIndex, byteCount: unread) }

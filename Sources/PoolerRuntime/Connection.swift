@@ -234,8 +234,10 @@ class Connection: EventHandler {
         guard !closed else { return }
         if output.storage == nil && tlsLink == nil {
             // Nothing was buffered (the usual case after a direct send): no syscall, only
-            // the paused peer and the interest to look at.
-            outputDrained()
+            // a peer paused for backpressure and the interest to look at. (Whoever set
+            // something up for outputDrained, e.g. close-after-flush, buffered output and
+            // goes the long way below.)
+            if peerPausedForBackpressure { outputDrained() }
             updateInterest()
             return
         }
