@@ -5,6 +5,9 @@ struct BorrowedRun {
     private var start: UnsafeRawPointer?
     private var count = 0
 
+    /// Nothing pending (checked before loading the peer, which costs a retain).
+    var isEmpty: Bool { count == 0 }
+
     /// Adds bytes that follow the run (or starts a new one after flushing a gap).
     @inline(__always)
     mutating func add(_ bytes: UnsafeRawBufferPointer, peer: Connection) {

@@ -17,7 +17,7 @@ extension ClientConnection {
         // Frames passed on unchanged go out as one run from `input` (see BorrowedRun);
         // whatever the pooler adds for the server flushes the run first.
         var run = BorrowedRun()
-        defer { if !closed, let server { run.flush(to: server) } }
+        defer { if !run.isEmpty, !closed, let server { run.flush(to: server) } }
         loop: while !input.isEmpty && !closed {
             let bytes = input.readable
             if passthroughRemaining > 0 {
