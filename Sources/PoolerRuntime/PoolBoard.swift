@@ -6,19 +6,40 @@ import CLinuxShims
 /// released server should go and whom to ask for an idle one. A stale value costs at
 /// most a message answered "none" or a decision made again at the next janitor tick.
 final class PoolBoard: @unchecked Sendable {
-    let loops: Int
-    /// One 64-byte line per loop (no false sharing): [0] idle servers, [1] loop time the
-    /// oldest waiting client queued (0: nobody waits).
-    private let slots: UnsafeMutablePointer<UInt64>
-    private static let stride = 8
+    /// The slots, read and written through a plain value: the hot paths (every request
+    /// and release) use it without retaining the board.
+    let view: PoolBoardView
+    var loops: Int { view.loops }
 
     init(loops: Int) {
-        self.loops = loops
-        slots = .allocate(capacity: loops * Self.stride)
-        slots.initialize(repeating: 0, count: loops * Self.stride)
+        let slots = UnsafeMutablePointer<UInt64>.allocate(capacity: loops * PoolBoardView.stride)
+        slots.initialize(repeating: 0, count: loops * PoolBoardView.stride)
+        view = PoolBoardView(slots: slots, loops: loops)
     }
 
-    deinit { slots.deallocate() }
+    deinit { view.slots.deallocate() }
+
+    @inline(__always)
+    func idle(loop: Int) -> Int { view.idle(loop: loop) }
+
+    /// The other loop with the most idle servers, if any has one.
+    func loopWithIdle(except own: Int) -> Int? {
+        var best: (loop: Int, idle: Int)?
+        for loop in 0..<loops where loop != own {
+            let idle = idle(loop: loop)
+            if idle > 0 && idle > (best?.idle ?? 0) { best = (loop, idle) }
+        }
+        return best?.loop
+    }
+}
+
+/// A board's slots (owned by its PoolBoard, which lives as long as the process).
+struct PoolBoardView {
+    /// One 64-byte line per loop (no false sharing): [0] idle servers, [1] loop time the
+    /// oldest waiting client queued (0: nobody waits).
+    let slots: UnsafeMutablePointer<UInt64>
+    let loops: Int
+    static let stride = 8
 
     @inline(__always)
     func publish(loop: Int, idle: Int, oldestWait: UInt64) {
@@ -47,15 +68,5 @@ final class PoolBoard: @unchecked Sendable {
             }
         }
         return best
-    }
-
-    /// The other loop with the most idle servers, if any has one.
-    func loopWithIdle(except own: Int) -> Int? {
-        var best: (loop: Int, idle: Int)?
-        for loop in 0..<loops where loop != own {
-            let idle = idle(loop: loop)
-            if idle > 0 && idle > (best?.idle ?? 0) { best = (loop, idle) }
-        }
-        return best?.loop
     }
 }

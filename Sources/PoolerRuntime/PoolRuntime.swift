@@ -77,6 +77,8 @@ final class PoolRuntime {
     var mode: PoolMode { state.limits.mode }
     /// workers > 1: what this pool's loops show each other (see ServerHandover).
     let board: PoolBoard?
+    /// `board`'s slots as a plain value, for the per-transaction reads and writes.
+    let boardView: PoolBoardView?
     /// A request for an idle server is on its way to another loop.
     var pullPending = false
     /// A request to close idle servers on another loop is on its way (replication, or a
@@ -97,6 +99,7 @@ final class PoolRuntime {
         self.credential = credential
         self.state = PoolState(key: key, limits: limits)
         self.board = pooler.workers.count > 1 ? pooler.workers.board(for: key) : nil
+        self.boardView = board?.view
     }
 
     // MARK: clients
@@ -404,7 +407,7 @@ final class PoolRuntime {
         // of the board per release).
         var waitingLoop = -1
         var waitingSince: UInt64 = 0
-        if let board { waitingLoop = board.longestWaiting(except: pooler.workerIndex, since: &waitingSince) }
+        if let boardView { waitingLoop = boardView.longestWaiting(except: pooler.workerIndex, since: &waitingSince) }
         if waitingLoop >= 0 && shouldHandOver(server, waitingSince: waitingSince) {
             handOver(server, to: waitingLoop)
         } else if let client = state.serverReady(server) {

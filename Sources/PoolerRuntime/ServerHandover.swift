@@ -32,8 +32,8 @@ extension PoolRuntime {
     /// Publishes this loop's idle count and oldest wait for the other loops.
     @inline(__always)
     func publish() {
-        guard let board else { return }
-        board.publish(loop: pooler.workerIndex, idle: state.idle.count, oldestWait: state.oldestWaitSince)
+        guard let boardView else { return }
+        boardView.publish(loop: pooler.workerIndex, idle: state.idle.count, oldestWait: state.oldestWaitSince)
     }
 
     /// For a server just released clean while a client on another loop has queued since
