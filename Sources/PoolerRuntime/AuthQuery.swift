@@ -16,10 +16,9 @@ extension Pooler {
         return user
     }
 
-    /// A cached auth_query secret, if fresh.
+    /// A cached auth_query secret, if fresh (shared by all loops, see Workers).
     func cachedAuthSecret(user: String, database: String) -> String?? {
-        guard let entry = authCache[authCacheKey(user: user, database: database)], loop.now < entry.expires else { return nil }
-        return .some(entry.secret)
+        workers.cachedAuthSecret(key: authCacheKey(user: user, database: database), now: loop.now)
     }
 
     private func authCacheKey(user: String, database: String) -> String { "\(database)\u{0}\(user)" }
@@ -65,15 +64,14 @@ extension Pooler {
         let key = connection.lookupKey
         authLookups[key] = nil
         // Failures are not cached: the next login tries again.
-        if !failed { authCache[key] = (secret, loop.now + Self.authCacheTTL) }
+        if !failed { workers.cacheAuthSecret(key: key, secret: secret, expires: loop.now + Self.authCacheTTL) }
         let waiters = authLookupWaiters.removeValue(forKey: key) ?? []
         for client in waiters where !client.closed { client.secretLookedUp(secret) }
     }
 
-    /// Lookups that take longer than server_connect_timeout fail; old cache entries go.
+    /// Lookups that take longer than server_connect_timeout fail.
     func maintainAuthLookups(now: UInt64) {
         let timeout = UInt64(max(settings.serverConnectTimeout, 1) * 1_000_000)
         for connection in authLookups.values { connection.expireIfOlder(than: timeout, now: now) }
-        authCache = authCache.filter { now < $0.value.expires }
     }
 }

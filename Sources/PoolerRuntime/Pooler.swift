@@ -141,7 +141,6 @@ final class Pooler {
     }
 
     /// auth_query results: secret (nil: unknown user) and expiry, by database and user.
-    var authCache: [String: (secret: String?, expires: UInt64)] = [:]
     var authLookups: [String: AuthQueryConnection] = [:]
     var authLookupWaiters: [String: [ClientConnection]] = [:]
 
@@ -698,7 +697,8 @@ final class Pooler {
             }
         }
         enforceTransactionTimeouts(now: now)
-        if !authLookups.isEmpty || !authCache.isEmpty { maintainAuthLookups(now: now) }
+        if !authLookups.isEmpty { maintainAuthLookups(now: now) }
+        if workerIndex == 0 { workers.pruneAuthSecrets(now: now) }
         for pool in pools.values {
             if connectTimeout > 0 {
                 for server in pool.state.loggingIn {

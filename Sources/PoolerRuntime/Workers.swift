@@ -207,6 +207,32 @@ final class Workers: @unchecked Sendable {
 
     func clientCountChanged(by delta: Int) { lock.withLock { clientTotal += delta } }
 
+    // MARK: auth_query cache
+
+    /// auth_query results by database and user, shared by the loops so each secret is
+    /// looked up once per TTL, whichever loop the logins land on. Expiry in loop time
+    /// (CLOCK_MONOTONIC microseconds, the same on every loop).
+    private var authSecrets: [String: (secret: String?, expires: UInt64)] = [:]
+
+    /// A fresh cached secret: .some(nil) caches "no such user".
+    func cachedAuthSecret(key: String, now: UInt64) -> String?? {
+        lock.withLock {
+            guard let entry = authSecrets[key], now < entry.expires else { return nil }
+            return .some(entry.secret)
+        }
+    }
+
+    func cacheAuthSecret(key: String, secret: String?, expires: UInt64) {
+        lock.withLock { authSecrets[key] = (secret, expires) }
+    }
+
+    /// Drops expired entries (loop 0's janitor).
+    func pruneAuthSecrets(now: UInt64) {
+        lock.withLock {
+            if !authSecrets.isEmpty { authSecrets = authSecrets.filter { now < $0.value.expires } }
+        }
+    }
+
     /// Clients each loop holds (admin ones too), for placing new ones.
     private var clientsPerLoop: [Int] = []
 

@@ -37,6 +37,43 @@ import Testing
         #expect(errors.allSatisfy { $0.sqlstate == nil || $0.sqlstate == "28P01" }, "\(errors)")
     }
 
+    /// workers = 2: the auth_query cache is shared by the loops, so logins of one user
+    /// on both loops look the secret up once (the lookup function counts its calls).
+    @Test func lookupCacheIsSharedByTheLoops() throws {
+        let cluster = try PostgresCluster.shared()
+        let counter = TestEnvironment.uniqueName("lookups")
+        _ = try cluster.superuserExec("""
+            CREATE TABLE public.\(counter) (n int);
+            CREATE FUNCTION public.\(counter)_fn(p_user text, OUT uname text, OUT phash text)
+            RETURNS record LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS
+            $$ BEGIN
+                 INSERT INTO public.\(counter) VALUES (1);
+                 SELECT rolname::text, rolpassword INTO uname, phash FROM pg_authid
+                  WHERE rolname = p_user AND rolcanlogin;
+               END $$
+            """, database: "app_db")
+        let pooler = try PoolerProcess(settings: ["workers = 2", "auth_user = postgres",
+                                                  "auth_query = SELECT uname, phash FROM public.\(counter)_fn($1)"],
+                                       userlist: Self.userlist)
+        defer { pooler.stop() }
+        var clients: [PQConnection] = []
+        defer { clients.forEach { $0.close() } }
+        for _ in 0..<6 {
+            let client = try pooler.connect(user: "app", password: "app")
+            #expect(try client.exec("SELECT current_user").scalar == "app")
+            clients.append(client)
+        }
+        // The clients sit on both loops (each loop's id is 1 + its index, modulo 2).
+        let admin = try pooler.connect(user: "postgres", password: "postgres", database: "pgbouncer")
+        defer { admin.close() }
+        let shown = try admin.exec("SHOW CLIENTS")
+        let loops = Set(shown.rowIndices(where: ["user": "app"]).compactMap { Int(shown.value($0, "id") ?? "") }
+            .map { ($0 - 1) % 2 })
+        #expect(loops == [0, 1], "app clients on loops \(loops)\n\(pooler.diagnostics)")
+        let calls = try cluster.superuserExec("SELECT count(*) FROM public.\(counter)", database: "app_db").scalar
+        #expect(calls == "1", "auth_query ran \(calls ?? "?") times\n\(pooler.diagnostics)")
+    }
+
     @Test func lookupThroughSecurityDefinerFunction() throws {
         let cluster = try PostgresCluster.shared()
         try cluster.superuserExec("""
