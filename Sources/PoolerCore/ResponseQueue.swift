@@ -93,6 +93,10 @@ public struct ResponseQueue: Sendable {
         }
     }
 
+    /// `append(.query)` without going through `Entry` (one per simple query).
+    @inline(__always)
+    public mutating func appendQuery() { appendSlot(.query) }
+
     public mutating func append(_ entry: Entry) {
         let slot: Slot
         switch entry {
@@ -109,6 +113,10 @@ public struct ResponseQueue: Sendable {
         case .synthetic(let bytes): payloads.append(bytes); slot = .synthetic(payload: payloads.count - 1)
         case .failingParse(let bytes): payloads.append(bytes); slot = .failingParse(payload: payloads.count - 1)
         }
+        appendSlot(slot)
+    }
+
+    private mutating func appendSlot(_ slot: Slot) {
         if head == tail && head > 0 {
             head = 0 // empty: start over at the front
             tail = 0

@@ -52,6 +52,13 @@ public enum SessionCommandScanner {
         case UInt8(ascii: "/"):
             return true // a block comment: let the scanner handle it
         case UInt8(ascii: "s"):
+            // SELECT (most queries) in two loads: "sele" and "ct", case folded.
+            if i + 7 <= count,
+               UInt32(littleEndian: base.loadUnaligned(fromByteOffset: i, as: UInt32.self)) | 0x2020_2020 == 0x656c_6573,
+               UInt16(littleEndian: base.loadUnaligned(fromByteOffset: i + 4, as: UInt16.self)) | 0x2020 == 0x7463,
+               !isIdentifierByte(base.load(fromByteOffset: i + 6, as: UInt8.self)) {
+                return callsSetConfig(base, count, after: i + 6) || hasSecondStatement(base, count)
+            }
             if isWord(base, count, at: i, "set") { return true }
             if isWord(base, count, at: i, "select") && callsSetConfig(base, count, after: i + 6) { return true }
         case UInt8(ascii: "r"):

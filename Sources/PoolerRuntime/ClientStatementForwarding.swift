@@ -23,7 +23,7 @@ extension ClientConnection {
         case FrontendMessageID.close: server.responses.append(.close)
         case FrontendMessageID.execute: server.responses.append(.execute)
         case FrontendMessageID.sync: server.responses.append(.sync)
-        case FrontendMessageID.query, FrontendMessageID.functionCall: server.responses.append(.query)
+        case FrontendMessageID.query, FrontendMessageID.functionCall: server.responses.appendQuery()
         default: break
         }
     }

@@ -167,6 +167,7 @@ extension ServerConnection {
         return offset + 1 + length
     }
 
+    @inline(__always)
     func batchFinished(_ client: ClientConnection) {
         if !pendingCommands.isEmpty {
             if !batchFailed {
