@@ -74,6 +74,7 @@ public enum SessionCommandScanner {
     /// `classify` recognizes set_config only as the word right after SELECT (comments
     /// aside), so only that word is looked at: "set_config" in any case, or quoted; a
     /// comment there may hide it, so it counts too (the full scan decides).
+    @inline(__always)
     private static func callsSetConfig(_ base: UnsafeRawPointer, _ count: Int, after start: Int) -> Bool {
         var j = start
         while j < count, isSpace(base.load(fromByteOffset: j, as: UInt8.self)) { j += 1 }
@@ -111,6 +112,7 @@ public enum SessionCommandScanner {
     }
 
     /// A semicolon followed by anything but whitespace (or the NUL ending a message).
+    @inline(__always)
     private static func hasSecondStatement(_ base: UnsafeRawPointer, _ count: Int) -> Bool {
         guard let hit = memchr(base, Int32(UInt8(ascii: ";")), count) else { return false }
         var k = base.distance(to: UnsafeRawPointer(hit)) + 1
