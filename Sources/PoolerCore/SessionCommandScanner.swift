@@ -59,8 +59,8 @@ public enum SessionCommandScanner {
                !isIdentifierByte(base.load(fromByteOffset: i + 6, as: UInt8.self)) {
                 return callsSetConfig(base, count, after: i + 6) || hasSecondStatement(base, count)
             }
+            // (A SELECT that ends the text has nothing after it to call set_config.)
             if isWord(base, count, at: i, "set") { return true }
-            if isWord(base, count, at: i, "select") && callsSetConfig(base, count, after: i + 6) { return true }
         case UInt8(ascii: "r"):
             if isWord(base, count, at: i, "reset") { return true }
         case UInt8(ascii: "d"):

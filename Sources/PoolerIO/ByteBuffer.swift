@@ -25,7 +25,7 @@ public struct ByteBuffer {
         if storage == nil {
             // The usual case: an idle connection borrows a buffer for its next read
             // (empty, so the indices are 0 and there is nothing to keep).
-            let newCapacity = max(1024, 1 << (Int.bitWidth - (count - 1).leadingZeroBitCount))
+            let newCapacity = Self.sizeClass(for: count)
             storage = BufferFreeList.take(capacity: newCapacity)
             capacity = newCapacity
             return
@@ -37,9 +37,7 @@ public struct ByteBuffer {
             writeIndex = unread
             if writableCount >= count { return }
         }
-        // The next power of two that fits, at least 1 KiB (the free list's size classes).
-        let needed = writeIndex + count
-        let newCapacity = max(capacity, 1024, 1 << (Int.bitWidth - (needed - 1).leadingZeroBitCount))
+        let newCapacity = max(capacity, Self.sizeClass(for: writeIndex + count))
         let newStorage = BufferFreeList.take(capacity: newCapacity)
         if let storage {
             if writeIndex > 0 { newStorage.copyMemory(from: storage, byteCount: writeIndex) }
@@ -47,6 +45,13 @@ public struct ByteBuffer {
         }
         storage = newStorage
         capacity = newCapacity
+    }
+
+    /// The next power of two holding `needed` (> 0) bytes, at least 1 KiB: the free
+    /// list's size classes.
+    @inline(__always)
+    static func sizeClass(for needed: Int) -> Int {
+        max(1024, 1 << (Int.bitWidth - (needed - 1).leadingZeroBitCount))
     }
 
     /// The writable tail after `reserveWritable`.

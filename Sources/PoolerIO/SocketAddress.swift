@@ -199,7 +199,7 @@ public struct SocketAddress: CustomStringConvertible, Sendable {
     }
 
     /// Decimal digits of a non-negative value.
-    public static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
+    private static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
         guard value >= 10 else {
             out.append(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: max(value, 0)))
             return

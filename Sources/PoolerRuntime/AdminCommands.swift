@@ -181,8 +181,7 @@ extension AdminService {
 
 extension Pooler {
     func isPaused(database: String) -> Bool {
-        // isEmpty first: hashing the name for an empty set costs every transaction.
-        pauseMode != .none || (!pausedDatabases.isEmpty && pausedDatabases.contains(database))
+        pauseMode != .none || pausedDatabases.contains(database)
     }
 
     /// Idle servers of paused pools close now; active ones when released.

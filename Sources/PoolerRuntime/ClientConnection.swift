@@ -115,7 +115,7 @@ final class ClientConnection: Connection {
 
     var logPrefix: String {
         logPrefix("C", database: databaseName.isEmpty ? "(nodb)" : databaseName,
-                       user: user.isEmpty ? "(nouser)" : user)
+                  user: user.isEmpty ? "(nouser)" : user)
     }
 
     var isAdmin: Bool { state == .admin }

@@ -44,8 +44,9 @@ final class PoolRuntime {
     /// ClientConnection.sendWelcome), by that name; bounded like `loginSettings`.
     private var welcomeByApplicationName: [String: (settings: SessionSettings, statusBlock: [UInt8])] = [:]
 
+    /// (Empty while `welcome` is nil: it is cleared whenever `welcome` changes.)
     func memoizedWelcome(applicationName: String) -> (settings: SessionSettings, statusBlock: [UInt8])? {
-        welcome == nil ? nil : welcomeByApplicationName[applicationName]
+        welcomeByApplicationName[applicationName]
     }
 
     func memoizeWelcome(applicationName: String, settings: SessionSettings, statusBlock: [UInt8]) {

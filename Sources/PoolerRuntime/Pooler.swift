@@ -62,12 +62,11 @@ final class Pooler {
     /// This loop's thread is ending (workers > 1): late work posted to it only settles.
     private(set) var exiting = false
 
-    var pauseMode = PauseMode.none { didSet { anythingPaused = pauseMode != .none || !pausedDatabases.isEmpty } }
+    var pauseMode = PauseMode.none { didSet { pauseChanged() } }
+    var pausedDatabases: Set<String> = [] { didSet { pauseChanged() } }
     /// PAUSE, SUSPEND or a paused database: checked at every transaction as one load.
     private(set) var anythingPaused = false
-    var pausedDatabases: Set<String> = [] {
-        didSet { anythingPaused = pauseMode != .none || !pausedDatabases.isEmpty }
-    }
+    private func pauseChanged() { anythingPaused = pauseMode != .none || !pausedDatabases.isEmpty }
     var disabledDatabases: Set<String> = []
     var pendingAdminReplies: [PendingAdminReply] = []
 

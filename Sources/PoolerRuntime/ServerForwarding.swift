@@ -34,9 +34,7 @@ extension ServerConnection {
             case .frame(let frame):
                 let type = frame.type
                 let hidden = responses.inHiddenQuery
-                if !hidden, type == BackendMessageID.dataRow || type == BackendMessageID.rowDescription
-                    || type == BackendMessageID.commandComplete,
-                   case let simple = responses.inSimpleQuery, simple || type == BackendMessageID.dataRow {
+                if !hidden, case let simple = responses.inSimpleQuery, Self.skipsResponseQueue(type, simpleQuery: simple) {
                     // The bulk of a result set changes no expectation, nor does a simple
                     // query's RowDescription or CommandComplete: they skip the response
                     // queue (serverSent would answer .forward and change nothing), and so
@@ -151,17 +149,21 @@ extension ServerConnection {
     }
 
     /// A client batch (Query or Sync) ended: its session commands take effect unless it failed.
+    /// DataRow, and a simple query's RowDescription and CommandComplete: frames that
+    /// change no expectation of the response queue.
+    @inline(__always)
+    static func skipsResponseQueue(_ type: UInt8, simpleQuery: Bool) -> Bool {
+        type == BackendMessageID.dataRow
+            || (simpleQuery && (type == BackendMessageID.rowDescription || type == BackendMessageID.commandComplete))
+    }
+
     /// The end of the complete frame at `offset` when it is one that skips the response
     /// queue (DataRow; RowDescription and CommandComplete in a simple query), else nil
     /// (anything else, incomplete or malformed goes through the frame scanner).
     @inline(__always)
     static func plainFrameEnd(_ bytes: UnsafeRawBufferPointer, at offset: Int, simpleQuery: Bool,
                               maxPacketSize: Int) -> Int? {
-        guard offset + 5 <= bytes.count else { return nil }
-        let type = bytes[offset]
-        guard type == BackendMessageID.dataRow
-                || (simpleQuery && (type == BackendMessageID.rowDescription || type == BackendMessageID.commandComplete))
-        else { return nil }
+        guard offset + 5 <= bytes.count, skipsResponseQueue(bytes[offset], simpleQuery: simpleQuery) else { return nil }
         let length = Int(FrameScanner.readUInt32(bytes, at: offset + 1))
         guard length >= 4, length <= maxPacketSize, offset + 1 + length <= bytes.count else { return nil }
         return offset + 1 + length
