@@ -233,7 +233,9 @@ public enum SessionCommandScanner {
                     }
                     name.append(bytes[j]); j += 1
                 }
-                i = j + 1
+                // Past the closing quote; an unterminated one ends the statement (found
+                // by fuzzing: `SET x "to` left `i` past the end, and rest() trapped).
+                i = min(j + 1, bytes.count)
                 return String(decoding: name, as: UTF8.self)
             }
             if SessionCommandScanner.isIdentifierByte(b) || b == UInt8(ascii: ".") {

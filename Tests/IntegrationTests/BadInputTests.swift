@@ -84,6 +84,21 @@ import Testing
 
     // MARK: bad lengths in each state
 
+    /// `SET x "to` (an unterminated quoted identifier) once trapped the session-command
+    /// scanner and took the whole pooler down (found by fuzzing). PostgreSQL rejects it;
+    /// the client and everyone else carry on.
+    @Test func unterminatedQuoteInSetLeavesThePoolerRunning() throws {
+        let pooler = try PoolerProcess()
+        defer { pooler.stop() }
+        let client = try pooler.connect()
+        defer { client.close() }
+        #expect(throws: PQError.self) { try client.exec("SET x \"to") }
+        #expect(try client.exec("SELECT 1").scalar == "1", "\(pooler.diagnostics)")
+        let other = try pooler.connect()
+        defer { other.close() }
+        #expect(try other.exec("SELECT 1").scalar == "1")
+    }
+
     @Test func badLengthsBeforeStartup() throws {
         let pooler = try PoolerProcess()
         defer { pooler.stop() }

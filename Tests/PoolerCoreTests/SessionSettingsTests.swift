@@ -22,6 +22,9 @@ import Testing
         #expect(SessionCommandScanner.scan("SELECT 'SET x = 1'").isEmpty)
         #expect(SessionCommandScanner.scan("UPDATE t SET x = 1").isEmpty)
         #expect(SessionCommandScanner.scan("\"reset\"*").isEmpty) // a quoted name is no keyword
+        // An unterminated quoted identifier where TO would be: no command, and no trap.
+        #expect(SessionCommandScanner.scan("set tsat\"to").isEmpty)
+        #expect(SessionCommandScanner.scan("SET x \"to").isEmpty)
     }
 
     @Test func splitsStatementsOutsideQuotesAndComments() {
