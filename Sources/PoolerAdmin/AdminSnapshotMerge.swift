@@ -1,7 +1,9 @@
 /// workers > 1: each event loop describes its own clients, servers and pools; the
 /// console shows one pooler. Pools, databases, users and stats of the same name are
 /// added up; sockets are listed together (clients by id, then servers pool by pool);
-/// what every loop holds a copy of (configuration, pause state, DNS) comes from the first.
+/// each loop's DNS cache holds the hosts that loop resolved, so SHOW DNS_HOSTS lists
+/// their union; what every loop holds a copy of (configuration, pause state) comes from
+/// the first.
 extension AdminSnapshot {
     public static func merged(_ parts: [AdminSnapshot]) -> AdminSnapshot {
         guard var result = parts.first else { return AdminSnapshot(now: 0) }
@@ -37,6 +39,9 @@ extension AdminSnapshot {
         }
         users.sort { $0.name < $1.name }
         peerPools.sort { $0.peerID < $1.peerID }
+        // A host resolved on several loops is shown once (the first loop's entry).
+        let dnsHosts = combine(parts.map(\.dnsHosts), key: \.hostname, add: { _, _ in }).rows
+            .sorted { $0.hostname < $1.hostname }
 
         var lists = result.lists
         for part in parts.dropFirst() {
@@ -56,6 +61,7 @@ extension AdminSnapshot {
         result.databases = databases
         result.users = users
         result.peerPools = peerPools
+        result.dnsHosts = dnsHosts
         result.lists = lists
         result.stats = statsByDatabase.keys.sorted().map { database in
             var merged = AdminConsole.aggregate(statsByDatabase[database] ?? [])

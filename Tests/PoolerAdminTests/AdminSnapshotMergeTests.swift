@@ -57,6 +57,20 @@ import Testing
         #expect(merged.stats[0].averages.xactTime == 2_500)
     }
 
+    /// Each loop resolves the hosts its own servers need: SHOW DNS_HOSTS lists them all,
+    /// once each (with loop 0 alone it missed a host only loop 1 had resolved, which
+    /// made HostResolutionTests flaky).
+    @Test func dnsHostsAreTheUnionOfTheLoops() {
+        var loop0 = AdminSnapshot(now: 1)
+        loop0.dnsHosts = [AdminDNSHost(hostname: "db2", ttlSeconds: 10, addresses: "10.0.0.2")]
+        var loop1 = AdminSnapshot(now: 1)
+        loop1.dnsHosts = [AdminDNSHost(hostname: "localhost", ttlSeconds: 5, addresses: "127.0.0.1"),
+                          AdminDNSHost(hostname: "db2", ttlSeconds: 3, addresses: "10.0.0.2")]
+        let merged = AdminSnapshot.merged([loop0, loop1])
+        #expect(merged.dnsHosts.map(\.hostname) == ["db2", "localhost"])
+        #expect(merged.dnsHosts[0].ttlSeconds == 10)
+    }
+
     @Test func oneLoopIsItsOwnView() {
         let only = Self.part(pools: [AdminPool(database: "db", user: "app", clientsActive: 1)],
                              sockets: [Self.socket(.client(.active), pool: 0, id: 1)],
