@@ -25,8 +25,28 @@ final class ClientConnection: Connection {
         init(_ machine: ClientAuthStateMachine) { self.machine = machine }
     }
     var auth: AuthBox?
-    var pool: PoolRuntime?
-    var server: ServerConnection?
+    /// The pool, once logged in: a strong reference kept as `Unmanaged` (like
+    /// `serverLink`) so each transaction's request and release lend it without a retain.
+    private(set) var poolLink: Unmanaged<PoolRuntime>?
+    var pool: PoolRuntime? {
+        get { poolLink?.takeUnretainedValue() }
+        set {
+            let old = poolLink
+            poolLink = newValue.map { Unmanaged.passRetained($0) }
+            old?.release()
+        }
+    }
+    /// The linked server, a strong reference kept as `Unmanaged` so forwarding can lend
+    /// it out without retain/release (see `forwardToServer`); released in `deinit`.
+    private(set) var serverLink: Unmanaged<ServerConnection>?
+    var server: ServerConnection? {
+        get { serverLink?.takeUnretainedValue() }
+        set {
+            let old = serverLink
+            serverLink = newValue.map { Unmanaged.passRetained($0) }
+            old?.release()
+        }
+    }
     /// Session parameters this client set or asked for at startup.
     var settings: SessionSettings
     /// This client's protocol-level prepared statements (transaction/statement mode).
@@ -111,6 +131,11 @@ final class ClientConnection: Connection {
         cancelKey = CancelKey.make(peerID: pooler.settings.peerID)
         settings = pooler.sessionSettingsTemplate
         super.init(pooler: pooler, fd: fd, remote: remote, localPort: localPort)
+    }
+
+    deinit {
+        serverLink?.release()
+        poolLink?.release()
     }
 
     var logPrefix: String {

@@ -17,46 +17,106 @@ extension ClientConnection {
         // Frames passed on unchanged go out as one run from `input` (see BorrowedRun);
         // whatever the pooler adds for the server flushes the run first.
         var run = BorrowedRun()
-        defer { if !run.isEmpty, !closed, let server { run.flush(to: server) } }
+        while true {
+            if let link = serverLink {
+                // The server is lent, not retained: the event loop keeps every connection
+                // alive until no handler runs (unregistered ones are released before the
+                // next wait).
+                guard link._withUnsafeGuaranteedRef({ forwardFrames(to: $0, run: &run) }) else { return }
+            } else {
+                guard forwardUnlinked() else { return }
+            }
+        }
+    }
+
+    /// Input while no server is linked: a frame that needs one asks the pool. True when a
+    /// server was linked at once and the rest goes to it.
+    private func forwardUnlinked() -> Bool {
+        loop: while !input.isEmpty && !closed {
+            let bytes = input.readable
+            if passthroughRemaining > 0 {
+                // Stray copy data being discarded.
+                let take = min(passthroughRemaining, bytes.count)
+                input.consume(take)
+                passthroughRemaining -= take
+                continue
+            }
+            switch FrameScanner.scan(bytes, from: 0, maxPacketSize: maxPacketSize) {
+            case .invalidLength(_, let length):
+                fail(message: "bad packet header: length \(length)", code: SQLState.protocolViolation)
+                return false
+            case .incomplete(let header):
+                guard let header, !inspected(header.type) else { break loop }
+                if header.type == FrontendMessageID.query && pooler.settings.disablePqexec {
+                    failPQexec()
+                    return false
+                }
+                guard TransactionTracker.isCopyStream(header.type) else { break loop }
+                passthroughRemaining = header.end - bytes.count
+                input.consume(bytes.count)
+            case .frame(let frame):
+                if frame.type == FrontendMessageID.query && pooler.settings.disablePqexec {
+                    failPQexec()
+                    return false
+                }
+                if frame.type == FrontendMessageID.parse, answerPrepareLocally(frame, in: bytes) { continue }
+                switch TransactionTracker.effect(of: frame.type) {
+                case .forward where TransactionTracker.isCopyStream(frame.type):
+                    // Copy data after the server ended the COPY (it failed): the server
+                    // would ignore it, so it needs no server at all.
+                    input.consume(frame.end)
+                    continue
+                case .forward:
+                    acquiringInline = true
+                    acquireServer()
+                    acquiringInline = false
+                    return serverLink != nil && !closed // linked at once: forward it now
+                case .terminate:
+                    close(reason: "client close request")
+                case .invalid:
+                    failInvalidMessage(frame.type)
+                }
+                return false
+            }
+        }
+        if !output.isEmpty { flush() }
+        return false
+    }
+
+    /// Input while `server` is linked. True when the link changed with input left (the
+    /// caller goes on with the new state).
+    private func forwardFrames(to server: ServerConnection, run: inout BorrowedRun) -> Bool {
+        defer { if !run.isEmpty, !closed, serverLink?.toOpaque() == Unmanaged.passUnretained(server).toOpaque() { run.flush(to: server) } }
         loop: while !input.isEmpty && !closed {
             let bytes = input.readable
             if passthroughRemaining > 0 {
                 let take = min(passthroughRemaining, bytes.count)
-                // Without a server this is stray copy data being discarded.
-                if let server {
-                    run.add(UnsafeRawBufferPointer(rebasing: bytes[0..<take]), peer: server)
-                    server.pool.stats.bytesReceived += UInt64(take)
-                }
+                run.add(UnsafeRawBufferPointer(rebasing: bytes[0..<take]), peer: server)
+                server.pool.stats.bytesReceived += UInt64(take)
                 input.consume(take)
                 passthroughRemaining -= take
-                if passthroughRemaining == 0 && releaseAfterPassthrough, let server {
+                if passthroughRemaining == 0 && releaseAfterPassthrough {
                     run.send(to: server)
                     server.flush()
                     serverFinishedTransaction(server)
-                    return
+                    return false
                 }
                 continue
             }
             switch FrameScanner.scan(bytes, from: 0, maxPacketSize: maxPacketSize) {
             case .invalidLength(_, let length):
                 fail(message: "bad packet header: length \(length)", code: SQLState.protocolViolation)
-                return
+                return false
             case .incomplete(let header):
                 guard let header, !inspected(header.type) else { break loop }
                 if header.type == FrontendMessageID.query && pooler.settings.disablePqexec {
                     failPQexec()
-                    return
-                }
-                guard let server else {
-                    guard TransactionTracker.isCopyStream(header.type) else { break loop }
-                    passthroughRemaining = header.end - bytes.count
-                    input.consume(bytes.count)
-                    continue
+                    return false
                 }
                 server.clientWillSend()
                 guard server.tracker.clientSent(header.type) == .forward else {
                     failInvalidMessage(header.type)
-                    return
+                    return false
                 }
                 // Large frames we need not understand stream through as they arrive.
                 expectResponse(to: header.type, on: server)
@@ -67,27 +127,7 @@ extension ClientConnection {
             case .frame(let frame):
                 if frame.type == FrontendMessageID.query && pooler.settings.disablePqexec {
                     failPQexec()
-                    return
-                }
-                guard let server else {
-                    if frame.type == FrontendMessageID.parse, answerPrepareLocally(frame, in: bytes) { continue }
-                    switch TransactionTracker.effect(of: frame.type) {
-                    case .forward where TransactionTracker.isCopyStream(frame.type):
-                        // Copy data after the server ended the COPY (it failed): the
-                        // server would ignore it, so it needs no server at all.
-                        input.consume(frame.end)
-                        continue
-                    case .forward:
-                        acquiringInline = true
-                        acquireServer()
-                        acquiringInline = false
-                        if self.server != nil && !closed { continue } // linked at once: forward it now
-                    case .terminate:
-                        close(reason: "client close request")
-                    case .invalid:
-                        failInvalidMessage(frame.type)
-                    }
-                    return
+                    return false
                 }
                 server.clientWillSend()
                 switch server.tracker.clientSent(frame.type) {
@@ -96,10 +136,10 @@ extension ClientConnection {
                 case .terminate:
                     input.consume(frame.end)
                     close(reason: "client close request")
-                    return
+                    return false
                 case .invalid:
                     failInvalidMessage(frame.type)
-                    return
+                    return false
                 }
                 let frameBytes = UnsafeRawBufferPointer(rebasing: bytes[0..<frame.end])
                 let payload = UnsafeRawBufferPointer(rebasing: bytes[frame.payloadStart..<frame.end])
@@ -112,18 +152,20 @@ extension ClientConnection {
                 }
                 input.consume(frame.end)
             }
+            // Nothing above unlinks the server without closing; if it ever does, the
+            // caller starts over with the new state.
+            if serverLink?.toOpaque() != Unmanaged.passUnretained(server).toOpaque() { return !closed }
         }
         if !output.isEmpty { flush() }
-        if let server {
-            run.send(to: server)
-            server.flush()
-            let paused = server.bufferedOutput > pooler.backpressureLimit
-            if paused == wantsRead {
-                wantsRead = !paused
-                if paused { server.peerPausedForBackpressure = true }
-                updateInterest()
-            }
+        run.send(to: server)
+        server.flush()
+        let paused = server.bufferedOutput > pooler.backpressureLimit
+        if paused == wantsRead {
+            wantsRead = !paused
+            if paused { server.peerPausedForBackpressure = true }
+            updateInterest()
         }
+        return false
     }
 
     /// Frames that must arrive whole before anything is done with them: Terminate, and
@@ -139,11 +181,11 @@ extension ClientConnection {
     }
 
     func acquireServer() {
-        guard let pool else { return }
+        guard let poolLink else { return }
         state = .waiting
         requestTime = pooler.loop.now
         wantsRead = false
-        pool.requestServer(for: self)
+        poolLink._withUnsafeGuaranteedRef { $0.requestServer(for: self) }
         // Stop reading only if it really waits: a server handed over at once would mean
         // two epoll_ctl calls for nothing.
         if state == .waiting { updateInterest() }
@@ -170,7 +212,7 @@ extension ClientConnection {
         releaseAfterPassthrough = false
         self.server = nil
         state = .idle
-        pool?.serverReleased(server)
+        poolLink?._withUnsafeGuaranteedRef { $0.serverReleased(server) }
         input.releaseIfEmpty()
         if !input.isEmpty { processInput() }
     }

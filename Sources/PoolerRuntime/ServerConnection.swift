@@ -35,10 +35,15 @@ final class ServerConnection: Connection, PoolMember {
     var batchFailed = false
     /// Bytes of a server frame being dropped piecewise (hidden response).
     var passthroughDrop = false
-    /// The linked client. Not weak (a weak reference moves every retain of the client to
-    /// the slow side-table path); every way a link ends clears it: release (becameIdle,
-    /// reset, check, relink) and the client's own close.
-    unowned(unsafe) var client: ClientConnection?
+    /// The linked client, unretained. Not weak (a weak reference moves every retain of the
+    /// client to the slow side-table path); every way a link ends clears it: release
+    /// (becameIdle, reset, check, relink) and the client's own close. Kept as `Unmanaged`
+    /// so forwarding can lend it out without a retain (see `forwardToClient`).
+    private(set) var clientLink: Unmanaged<ClientConnection>?
+    var client: ClientConnection? {
+        get { clientLink?.takeUnretainedValue() }
+        set { clientLink = newValue.map { Unmanaged.passUnretained($0) } }
+    }
     /// Set when server_fast_close ends this session server after the current batch.
     var closeAfterForwarding = false
     /// How many client links this server has served (server_lifetime = 0: one).

@@ -9,7 +9,17 @@ extension ServerConnection {
     /// Forwards what the server sent to the linked client, watching ReadyForQuery and
     /// the responses the pooler must hide or add.
     func forwardToClient() {
-        guard let client, !client.closed else {
+        guard let link = clientLink else {
+            close(reason: "client gone")
+            return
+        }
+        // The client is lent, not retained: the event loop keeps every connection alive
+        // until no handler runs (unregistered ones are released before the next wait).
+        link._withUnsafeGuaranteedRef { forwardToClient($0) }
+    }
+
+    private func forwardToClient(_ client: ClientConnection) {
+        guard !client.closed else {
             close(reason: "client gone")
             return
         }
