@@ -120,7 +120,8 @@ public struct PoolState<Server: PoolMember, Client: AnyObject> {
 
     /// A server became usable (login finished or released clean): it goes to the first
     /// waiting client, or to the idle list.
-    public mutating func serverReady(_ server: Server) -> Client? {
+    /// The caller's reference moves into the idle list (no retain per release).
+    public mutating func serverReady(_ server: consuming Server) -> Client? {
         leave(server)
         if !waiting.isEmpty {
             let waiter = waiting.removeFirst()
@@ -129,7 +130,7 @@ public struct PoolState<Server: PoolMember, Client: AnyObject> {
             return waiter.client
         }
         server.poolMembership = .idle
-        idle.append(server)
+        idle.append(consume server)
         return nil
     }
 

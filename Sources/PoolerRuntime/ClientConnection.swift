@@ -38,7 +38,7 @@ final class ClientConnection: Connection {
     }
     /// The linked server, a strong reference kept as `Unmanaged` so forwarding can lend
     /// it out without retain/release (see `forwardToServer`); released in `deinit`.
-    private(set) var serverLink: Unmanaged<ServerConnection>?
+    var serverLink: Unmanaged<ServerConnection>?
     var server: ServerConnection? {
         get { serverLink?.takeUnretainedValue() }
         set {

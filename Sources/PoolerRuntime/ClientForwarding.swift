@@ -191,8 +191,12 @@ extension ClientConnection {
         if state == .waiting { updateInterest() }
     }
 
-    func linked(to server: ServerConnection) {
-        self.server = server
+    /// The pool linked `server`; the caller's reference is taken over (no retain when it
+    /// came out of the idle list).
+    func linked(to server: consuming ServerConnection) {
+        let old = serverLink
+        serverLink = Unmanaged.passRetained(consume server)
+        old?.release()
         sentWaitNotice = false
         state = .active
         wantsRead = true
@@ -204,15 +208,19 @@ extension ClientConnection {
     /// client frame is still half forwarded (e.g. CopyData after a failed COPY): the
     /// rest of it must reach this server, so the release waits for its end.
     func serverFinishedTransaction(_ server: ServerConnection) {
-        guard self.server === server else { return }
+        guard let link = serverLink, link.toOpaque() == Unmanaged.passUnretained(server).toOpaque() else { return }
         if passthroughRemaining > 0 {
             releaseAfterPassthrough = true
             return
         }
         releaseAfterPassthrough = false
-        self.server = nil
+        serverLink = nil // its reference goes to the pool with the server
         state = .idle
-        poolLink?._withUnsafeGuaranteedRef { $0.serverReleased(server) }
+        if let poolLink {
+            poolLink._withUnsafeGuaranteedRef { $0.serverReleased(taking: link) }
+        } else {
+            link.release()
+        }
         input.releaseIfEmpty()
         if !input.isEmpty { processInput() }
     }

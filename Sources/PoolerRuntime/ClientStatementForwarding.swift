@@ -10,8 +10,8 @@ extension ClientConnection {
     static let closeComplete: [UInt8] = [BackendMessageID.closeComplete, 0, 0, 0, 4]
 
     var tracksPreparedStatements: Bool {
-        guard let pool, replication == .none else { return false }
-        return pool.mode != .session && pooler.settings.maxPreparedStatements > 0
+        guard let poolLink, replication == .none else { return false }
+        return poolLink._withUnsafeGuaranteedRef { $0.mode } != .session && pooler.settings.maxPreparedStatements > 0
     }
 
     /// Records the response a forwarded message of `type` will get.
@@ -44,9 +44,9 @@ extension ClientConnection {
             var reader = MessageReader(payload)
             let name = reader.cString() ?? ""
             noteSessionCommands(in: UnsafeRawBufferPointer(rebasing: payload[reader.offset...]), on: server)
-            pool?.stats.serverParseCount += name.isEmpty || !tracksPreparedStatements ? 1 : 0
+            server.pool.stats.serverParseCount += name.isEmpty || !tracksPreparedStatements ? 1 : 0
             guard tracksPreparedStatements, !name.isEmpty else { return false }
-            pool?.stats.clientParseCount += 1
+            server.pool.stats.clientParseCount += 1
             let body = reader.rest()
             if let existing = statements[name] {
                 // PostgreSQL refuses a name in use (42P05) and keeps the old statement. The
@@ -71,7 +71,7 @@ extension ClientConnection {
             }
             return true
         case FrontendMessageID.bind:
-            pool?.stats.bindCount += 1
+            server.pool.stats.bindCount += 1
             guard tracksPreparedStatements else { return false }
             var reader = MessageReader(payload)
             guard let portal = reader.cString(), let name = reader.cString(), !name.isEmpty,
@@ -154,7 +154,7 @@ extension ClientConnection {
         writer.raw(body)
         writer.end()
         server.forwardFromClient(writer.bytes)
-        pool?.stats.serverParseCount += 1
+        server.pool.stats.serverParseCount += 1
     }
 
     /// Adds `id` to the server's cache, closing the least recently used statement when full.

@@ -225,14 +225,14 @@ final class PoolRuntime {
         return pooler.loop.now &- failure.time < retry ? failure : nil
     }
 
-    private func link(_ server: ServerConnection, _ client: ClientConnection) {
+    private func link(_ server: consuming ServerConnection, _ client: ClientConnection) {
         stats.serverAssignmentCount += 1
         if client.waitStart > 0 {
             stats.waitTime += pooler.loop.now &- client.waitStart
             client.waitStart = 0
         }
         server.linked(to: client)
-        client.linked(to: server)
+        client.linked(to: consume server)
     }
 
     // MARK: servers
@@ -392,7 +392,13 @@ final class PoolRuntime {
     }
 
     /// A server is clean: give it to the next waiting client or park it.
-    func serverReleased(_ server: ServerConnection, checked: Bool = false) {
+    /// A linked client's server at its transaction end: the client's reference (`link`,
+    /// retained) is handed over to the pool instead of released and retained again.
+    func serverReleased(taking link: Unmanaged<ServerConnection>) {
+        serverReleased(link.takeRetainedValue())
+    }
+
+    func serverReleased(_ server: consuming ServerConnection, checked: Bool = false) {
         let now = pooler.loop.now
         // server_lifetime: an expired server closes when released and nobody waits for it;
         // 0 means every server is used once (PgBouncer's documented meaning).
@@ -409,19 +415,23 @@ final class PoolRuntime {
         var waitingLoop = -1
         var waitingSince: UInt64 = 0
         if let boardView { waitingLoop = boardView.longestWaiting(except: pooler.workerIndex, since: &waitingSince) }
+        let checksEveryRelease = pooler.settings.serverCheckDelay == 0 && !pooler.settings.serverCheckQuery.isEmpty && !checked
         if waitingLoop >= 0 && shouldHandOver(server, waitingSince: waitingSince) {
             handOver(server, to: waitingLoop)
-        } else if let client = state.serverReady(server) {
+        } else if state.waiting.isEmpty && !checksEveryRelease {
+            // The usual release: the server parks as idle, the reference moving into the
+            // idle list.
+            server.becameIdle()
+            _ = state.serverReady(consume server)
+            pooler.serverBecameIdle()
+            if waitingLoop >= 0 { nudgeWaitingLoop(waitingLoop) }
+        } else if let client = state.serverReady(copy server) {
             link(server, client)
-        } else if pooler.settings.serverCheckDelay == 0 && !pooler.settings.serverCheckQuery.isEmpty && !checked {
+        } else {
             // server_check_delay = 0: every released server is checked before reuse.
             _ = state.removeIdle(server)
             state.serverLoginStarted(server)
             server.check(query: checkQuery)
-        } else {
-            server.becameIdle()
-            pooler.serverBecameIdle()
-            if waitingLoop >= 0 { nudgeWaitingLoop(waitingLoop) }
         }
         if !pooler.pendingAdminReplies.isEmpty { pooler.completePendingAdminReplies() }
         publish()
