@@ -230,17 +230,22 @@ class Connection: EventHandler {
     func readable() {}
 
     /// Sends buffered output (through TLS when on); keeps write interest while something is left.
-    func flush() {
-        guard !closed else { return }
-        if output.storage == nil && tlsLink == nil {
-            // Nothing was buffered (the usual case after a direct send): no syscall, only
-            // a peer paused for backpressure and the interest to look at. (Whoever set
-            // something up for outputDrained, e.g. close-after-flush, buffered output and
-            // goes the long way below.)
+    @inline(__always)
+    final func flush() {
+        if output.storage == nil && tlsLink == nil && !closed {
+            // Nothing was buffered (the usual case after a direct send, twice per
+            // transaction): no syscall, no call, only a peer paused for backpressure and
+            // the interest to look at. (Whoever set something up for outputDrained, e.g.
+            // close-after-flush, buffered output and goes the long way.)
             if peerPausedForBackpressure { outputDrained() }
             updateInterest()
             return
         }
+        flushBuffered()
+    }
+
+    private func flushBuffered() {
+        guard !closed else { return }
         if let link = tlsLink {
             let tls = link.session
             // Encrypt only as much as the socket is likely to take soon.
