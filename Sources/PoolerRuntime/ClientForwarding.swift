@@ -143,8 +143,7 @@ extension ClientConnection {
                 }
                 let frameBytes = UnsafeRawBufferPointer(rebasing: bytes[0..<frame.end])
                 let payload = UnsafeRawBufferPointer(rebasing: bytes[frame.payloadStart..<frame.end])
-                if tracksPreparedStatements && inspected(frame.type) { run.flush(to: server) }
-                if !forwardExtended(frame.type, frame: frameBytes, payload: payload, to: server) {
+                if !forwardExtended(frame.type, frame: frameBytes, payload: payload, to: server, run: &run) {
                     expectResponse(to: frame.type, on: server)
                     if frame.type == FrontendMessageID.query { noteSessionCommands(in: payload, on: server) }
                     run.add(frameBytes, peer: server)

@@ -37,15 +37,23 @@ extension ClientConnection {
     }
 
     /// Handles Parse/Bind/Describe/Close that name statements; false means "forward as is".
+    /// What it sends the server itself goes after `run` (flushed first); unnamed
+    /// statements and portals are recognized without building a String.
     func forwardExtended(_ type: UInt8, frame: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer,
-                         to server: ServerConnection) -> Bool {
+                         to server: ServerConnection, run: inout BorrowedRun) -> Bool {
         switch type {
         case FrontendMessageID.parse:
             var reader = MessageReader(payload)
+            if reader.nextCStringIsEmpty {
+                noteSessionCommands(in: UnsafeRawBufferPointer(rebasing: payload[1...]), on: server)
+                server.pool.stats.serverParseCount += 1
+                return false
+            }
             let name = reader.cString() ?? ""
             noteSessionCommands(in: UnsafeRawBufferPointer(rebasing: payload[reader.offset...]), on: server)
             server.pool.stats.serverParseCount += name.isEmpty || !tracksPreparedStatements ? 1 : 0
             guard tracksPreparedStatements, !name.isEmpty else { return false }
+            run.flush(to: server)
             server.pool.stats.clientParseCount += 1
             let body = reader.rest()
             if let existing = statements[name] {
@@ -73,9 +81,12 @@ extension ClientConnection {
         case FrontendMessageID.bind:
             server.pool.stats.bindCount += 1
             guard tracksPreparedStatements else { return false }
+            var skip = MessageReader(payload)
+            guard skip.skipCString(), !skip.nextCStringIsEmpty else { return false }
             var reader = MessageReader(payload)
             guard let portal = reader.cString(), let name = reader.cString(), !name.isEmpty,
                   let id = statements[name] else { return false }
+            run.flush(to: server)
             prepare(id, on: server)
             var writer = MessageWriter(reservingCapacity: payload.count + 16)
             writer.begin(FrontendMessageID.bind)
@@ -89,8 +100,9 @@ extension ClientConnection {
         case FrontendMessageID.describe:
             guard tracksPreparedStatements else { return false }
             var reader = MessageReader(payload)
-            guard reader.uint8() == UInt8(ascii: "S"), let name = reader.cString(), !name.isEmpty,
+            guard reader.uint8() == UInt8(ascii: "S"), !reader.nextCStringIsEmpty, let name = reader.cString(),
                   let id = statements[name] else { return false }
+            run.flush(to: server)
             prepare(id, on: server)
             server.forwardFromClient(Self.statementMessage(FrontendMessageID.describe, id))
             server.responses.append(.describe)
@@ -98,7 +110,8 @@ extension ClientConnection {
         case FrontendMessageID.close:
             guard tracksPreparedStatements else { return false }
             var reader = MessageReader(payload)
-            guard reader.uint8() == UInt8(ascii: "S"), let name = reader.cString(), !name.isEmpty else { return false }
+            guard reader.uint8() == UInt8(ascii: "S"), !reader.nextCStringIsEmpty, let name = reader.cString() else { return false }
+            run.flush(to: server)
             // Servers keep the statement for other clients; only this client's name goes.
             if let id = statements.remove(name) { pooler.statementRegistry.release(id) }
             emitOwnResponse(Self.closeComplete, server: server)

@@ -50,6 +50,23 @@ public struct MessageReader {
         return Array(bytes[offset..<offset + count])
     }
 
+    /// True when the next C string is empty (an unnamed statement or portal), checked
+    /// without building a String.
+    public var nextCStringIsEmpty: Bool { offset < bytes.count && bytes[offset] == 0 }
+
+    /// Moves past the next C string; false when it has no terminator.
+    public mutating func skipCString() -> Bool {
+        var end = offset
+        while end < bytes.count {
+            if bytes[end] == 0 {
+                offset = end + 1
+                return true
+            }
+            end += 1
+        }
+        return false
+    }
+
     public mutating func rest() -> [UInt8] {
         defer { offset = bytes.count }
         return Array(bytes[offset...])
