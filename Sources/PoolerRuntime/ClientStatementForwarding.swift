@@ -81,30 +81,28 @@ extension ClientConnection {
         case FrontendMessageID.bind:
             server.pool.stats.bindCount += 1
             guard tracksPreparedStatements else { return false }
-            var skip = MessageReader(payload)
-            guard skip.skipCString(), !skip.nextCStringIsEmpty else { return false }
             var reader = MessageReader(payload)
-            guard let portal = reader.cString(), let name = reader.cString(), !name.isEmpty,
-                  let id = statements[name] else { return false }
+            guard reader.skipCString(), !reader.nextCStringIsEmpty else { return false }
+            let portalEnd = reader.offset
+            guard reader.skipCString(),
+                  let id = statements.id(named: UnsafeRawBufferPointer(rebasing: payload[portalEnd..<reader.offset - 1]))
+            else { return false }
             run.flush(to: server)
             prepare(id, on: server)
-            var writer = MessageWriter(reservingCapacity: payload.count + 16)
-            writer.begin(FrontendMessageID.bind)
-            writer.cString(portal)
-            writer.cString(PreparedStatement.serverName(id))
-            writer.raw(UnsafeRawBufferPointer(rebasing: payload[reader.offset...]))
-            writer.end()
-            server.forwardFromClient(writer.bytes)
+            sendRenamed(FrontendMessageID.bind, prefix: UnsafeRawBufferPointer(rebasing: payload[..<portalEnd]), id: id,
+                        rest: UnsafeRawBufferPointer(rebasing: payload[reader.offset...]), to: server)
             server.responses.append(.bind)
             return true
         case FrontendMessageID.describe:
             guard tracksPreparedStatements else { return false }
             var reader = MessageReader(payload)
-            guard reader.uint8() == UInt8(ascii: "S"), !reader.nextCStringIsEmpty, let name = reader.cString(),
-                  let id = statements[name] else { return false }
+            guard reader.uint8() == UInt8(ascii: "S"), !reader.nextCStringIsEmpty, reader.skipCString(),
+                  let id = statements.id(named: UnsafeRawBufferPointer(rebasing: payload[1..<reader.offset - 1]))
+            else { return false }
             run.flush(to: server)
             prepare(id, on: server)
-            server.forwardFromClient(Self.statementMessage(FrontendMessageID.describe, id))
+            sendRenamed(FrontendMessageID.describe, prefix: UnsafeRawBufferPointer(rebasing: payload[..<1]), id: id,
+                        rest: UnsafeRawBufferPointer(start: nil, count: 0), to: server)
             server.responses.append(.describe)
             return true
         case FrontendMessageID.close:
@@ -150,10 +148,7 @@ extension ClientConnection {
 
     /// Makes sure `server` has statement `id`, injecting a hidden Parse if not.
     private func prepare(_ id: Int, on server: ServerConnection) {
-        if server.statementCache.contains(id) {
-            server.statementCache.touch(id)
-            return
-        }
+        if server.statementCache.touchIfPresent(id) { return }
         guard let statement = pooler.statementRegistry.statement(id) else { return }
         evictIfNeeded(adding: id, on: server)
         sendParse(id: id, body: statement.body, to: server)
@@ -161,13 +156,30 @@ extension ClientConnection {
     }
 
     private func sendParse(id: Int, body: [UInt8], to server: ServerConnection) {
-        var writer = MessageWriter(reservingCapacity: body.count + 32)
-        writer.begin(FrontendMessageID.parse)
-        writer.cString(PreparedStatement.serverName(id))
-        writer.raw(body)
-        writer.end()
-        server.forwardFromClient(writer.bytes)
+        body.withUnsafeBytes { body in
+            sendRenamed(FrontendMessageID.parse, prefix: UnsafeRawBufferPointer(start: nil, count: 0), id: id,
+                        rest: body, to: server)
+        }
         server.pool.stats.serverParseCount += 1
+    }
+
+    /// Appends a message of `type` to the server's output: `prefix`, the server name of
+    /// statement `id` (NUL-terminated), `rest`. Written in place (no message built on the
+    /// heap): a Bind of a named statement is rewritten at every execution.
+    private func sendRenamed(_ type: UInt8, prefix: UnsafeRawBufferPointer, id: Int, rest: UnsafeRawBufferPointer,
+                             to server: ServerConnection) {
+        withUnsafeTemporaryAllocation(byteCount: PreparedStatement.serverNameCapacity + 5, alignment: 1) { scratch in
+            let name = UnsafeMutableRawBufferPointer(rebasing: scratch[5...])
+            let nameCount = PreparedStatement.writeServerName(id, into: name)
+            let length = 4 + prefix.count + nameCount + rest.count
+            scratch[0] = type
+            scratch.storeBytes(of: UInt32(length).bigEndian, toByteOffset: 1, as: UInt32.self)
+            server.output.append(UnsafeRawBufferPointer(rebasing: scratch[..<5]))
+            if !prefix.isEmpty { server.output.append(prefix) }
+            server.output.append(UnsafeRawBufferPointer(rebasing: name[..<nameCount]))
+            if !rest.isEmpty { server.output.append(rest) }
+            server.pool.stats.bytesReceived += UInt64(1 + length)
+        }
     }
 
     /// Adds `id` to the server's cache, closing the least recently used statement when full.
