@@ -149,6 +149,14 @@ final class ClientConnection: Connection {
     override func readable() {
         guard readAvailable() else { return }
         requestTime = pooler.loop.now
+        if state == .waiting {
+            // Nothing goes anywhere until a server is linked (which reads on).
+            if input.readableCount > pooler.backpressureLimit {
+                wantsRead = false
+                updateInterest()
+            }
+            return
+        }
         processInput()
     }
 

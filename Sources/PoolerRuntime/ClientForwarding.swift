@@ -183,11 +183,11 @@ extension ClientConnection {
         guard let poolLink else { return }
         state = .waiting
         requestTime = pooler.loop.now
-        wantsRead = false
+        // The socket stays readable while the client waits: most clients send nothing
+        // more until answered, so a wait costs no epoll_ctl (two per wait when reading
+        // stopped and resumed); one that goes on sending is read until its input passes
+        // the backpressure limit (see readable).
         poolLink._withUnsafeGuaranteedRef { $0.requestServer(for: self) }
-        // Stop reading only if it really waits: a server handed over at once would mean
-        // two epoll_ctl calls for nothing.
-        if state == .waiting { updateInterest() }
     }
 
     /// The pool linked `server`; the caller's reference is taken over (no retain when it
