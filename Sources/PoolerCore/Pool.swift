@@ -119,8 +119,8 @@ public struct PoolState<Server: PoolMember, Client: AnyObject> {
     public func isWaiting(client: Client) -> Bool { waiting.contains { $0.client === client } }
 
     /// A server became usable (login finished or released clean): it goes to the first
-    /// waiting client, or to the idle list.
-    /// The caller's reference moves into the idle list (no retain per release).
+    /// waiting client, or to the idle list (the caller's reference moves there: no
+    /// retain per release).
     public mutating func serverReady(_ server: consuming Server) -> Client? {
         leave(server)
         if !waiting.isEmpty {

@@ -138,6 +138,12 @@ final class ClientConnection: Connection {
         poolLink?.release()
     }
 
+    /// Whether `server` is the linked one (compared without loading the reference).
+    @inline(__always)
+    func isLinked(to server: ServerConnection) -> Bool {
+        serverLink?.toOpaque() == Unmanaged.passUnretained(server).toOpaque()
+    }
+
     var logPrefix: String {
         logPrefix("C", database: databaseName.isEmpty ? "(nodb)" : databaseName,
                   user: user.isEmpty ? "(nouser)" : user)

@@ -86,7 +86,7 @@ extension ClientConnection {
     /// Input while `server` is linked. True when the link changed with input left (the
     /// caller goes on with the new state).
     private func forwardFrames(to server: ServerConnection, run: inout BorrowedRun) -> Bool {
-        defer { if !run.isEmpty, !closed, serverLink?.toOpaque() == Unmanaged.passUnretained(server).toOpaque() { run.flush(to: server) } }
+        defer { if !run.isEmpty, !closed, isLinked(to: server) { run.flush(to: server) } }
         loop: while !input.isEmpty && !closed {
             let bytes = input.readable
             if passthroughRemaining > 0 {
@@ -153,7 +153,7 @@ extension ClientConnection {
             }
             // Nothing above unlinks the server without closing; if it ever does, the
             // caller starts over with the new state.
-            if serverLink?.toOpaque() != Unmanaged.passUnretained(server).toOpaque() { return !closed }
+            if !isLinked(to: server) { return !closed }
         }
         if !output.isEmpty { flush() }
         run.send(to: server)
@@ -207,7 +207,7 @@ extension ClientConnection {
     /// client frame is still half forwarded (e.g. CopyData after a failed COPY): the
     /// rest of it must reach this server, so the release waits for its end.
     func serverFinishedTransaction(_ server: ServerConnection) {
-        guard let link = serverLink, link.toOpaque() == Unmanaged.passUnretained(server).toOpaque() else { return }
+        guard let link = serverLink, isLinked(to: server) else { return }
         if passthroughRemaining > 0 {
             releaseAfterPassthrough = true
             return

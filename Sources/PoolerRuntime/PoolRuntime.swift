@@ -391,13 +391,13 @@ final class PoolRuntime {
         }
     }
 
-    /// A server is clean: give it to the next waiting client or park it.
     /// A linked client's server at its transaction end: the client's reference (`link`,
     /// retained) is handed over to the pool instead of released and retained again.
     func serverReleased(taking link: Unmanaged<ServerConnection>) {
         serverReleased(link.takeRetainedValue())
     }
 
+    /// A server is clean: give it to the next waiting client or park it.
     func serverReleased(_ server: consuming ServerConnection, checked: Bool = false) {
         let now = pooler.loop.now
         // server_lifetime: an expired server closes when released and nobody waits for it;
