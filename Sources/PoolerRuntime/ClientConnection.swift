@@ -30,22 +30,14 @@ final class ClientConnection: Connection {
     private(set) var poolLink: Unmanaged<PoolRuntime>?
     var pool: PoolRuntime? {
         get { poolLink?.takeUnretainedValue() }
-        set {
-            let old = poolLink
-            poolLink = newValue.map { Unmanaged.passRetained($0) }
-            old?.release()
-        }
+        set { Unmanaged.replaceRetained(&poolLink, with: newValue) }
     }
     /// The linked server, a strong reference kept as `Unmanaged` so forwarding can lend
     /// it out without retain/release (see `forwardToServer`); released in `deinit`.
     var serverLink: Unmanaged<ServerConnection>?
     var server: ServerConnection? {
         get { serverLink?.takeUnretainedValue() }
-        set {
-            let old = serverLink
-            serverLink = newValue.map { Unmanaged.passRetained($0) }
-            old?.release()
-        }
+        set { Unmanaged.replaceRetained(&serverLink, with: newValue) }
     }
     /// Session parameters this client set or asked for at startup.
     var settings: SessionSettings
@@ -300,5 +292,16 @@ final class ClientConnection: Connection {
         }
         forgetAllStatements()
         pooler.clientClosed(self)
+    }
+}
+
+extension Unmanaged {
+    /// Stores `object` in a link that holds a retained reference (retained now; the
+    /// one it held is released).
+    @inline(__always)
+    static func replaceRetained(_ link: inout Unmanaged?, with object: Instance?) {
+        let old = link
+        link = object.map { Unmanaged.passRetained($0) }
+        old?.release()
     }
 }

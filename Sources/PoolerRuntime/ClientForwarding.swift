@@ -43,22 +43,16 @@ extension ClientConnection {
             }
             switch FrameScanner.scan(bytes, from: 0, maxPacketSize: maxPacketSize) {
             case .invalidLength(_, let length):
-                fail(message: "bad packet header: length \(length)", code: SQLState.protocolViolation)
+                failBadLength(length)
                 return false
             case .incomplete(let header):
                 guard let header, !inspected(header.type) else { break loop }
-                if header.type == FrontendMessageID.query && pooler.settings.disablePqexec {
-                    failPQexec()
-                    return false
-                }
+                if refusesQuery(header.type) { return false }
                 guard TransactionTracker.isCopyStream(header.type) else { break loop }
                 passthroughRemaining = header.end - bytes.count
                 input.consume(bytes.count)
             case .frame(let frame):
-                if frame.type == FrontendMessageID.query && pooler.settings.disablePqexec {
-                    failPQexec()
-                    return false
-                }
+                if refusesQuery(frame.type) { return false }
                 if frame.type == FrontendMessageID.parse, answerPrepareLocally(frame, in: bytes) { continue }
                 switch TransactionTracker.effect(of: frame.type) {
                 case .forward where TransactionTracker.isCopyStream(frame.type):
@@ -105,14 +99,11 @@ extension ClientConnection {
             }
             switch FrameScanner.scan(bytes, from: 0, maxPacketSize: maxPacketSize) {
             case .invalidLength(_, let length):
-                fail(message: "bad packet header: length \(length)", code: SQLState.protocolViolation)
+                failBadLength(length)
                 return false
             case .incomplete(let header):
                 guard let header, !inspected(header.type) else { break loop }
-                if header.type == FrontendMessageID.query && pooler.settings.disablePqexec {
-                    failPQexec()
-                    return false
-                }
+                if refusesQuery(header.type) { return false }
                 server.clientWillSend()
                 guard server.tracker.clientSent(header.type) == .forward else {
                     failInvalidMessage(header.type)
@@ -125,10 +116,7 @@ extension ClientConnection {
                 passthroughRemaining = header.end - bytes.count
                 input.consume(bytes.count)
             case .frame(let frame):
-                if frame.type == FrontendMessageID.query && pooler.settings.disablePqexec {
-                    failPQexec()
-                    return false
-                }
+                if refusesQuery(frame.type) { return false }
                 server.clientWillSend()
                 switch server.tracker.clientSent(frame.type) {
                 case .forward:
@@ -165,6 +153,18 @@ extension ClientConnection {
             updateInterest()
         }
         return false
+    }
+
+    /// disable_pqexec: a simple Query fails the client (true: it was refused).
+    @inline(__always)
+    private func refusesQuery(_ type: UInt8) -> Bool {
+        guard type == FrontendMessageID.query && pooler.settings.disablePqexec else { return false }
+        failPQexec()
+        return true
+    }
+
+    private func failBadLength(_ length: Int) {
+        fail(message: "bad packet header: length \(length)", code: SQLState.protocolViolation)
     }
 
     /// Frames that must arrive whole before anything is done with them: Terminate, and
