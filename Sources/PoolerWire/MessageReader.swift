@@ -2,16 +2,20 @@
 /// instead of trapping on short or malformed input.
 public struct MessageReader {
     public let bytes: UnsafeRawBufferPointer
-    public private(set) var offset: Int
+    /// Where the next read starts (public so the small readers below can be inlined).
+    public var offset: Int
 
+    @inlinable
     public init(_ bytes: UnsafeRawBufferPointer, offset: Int = 0) {
         self.bytes = bytes
         self.offset = offset
     }
 
+    @inlinable
     public var remaining: Int { bytes.count - offset }
     public var isAtEnd: Bool { offset >= bytes.count }
 
+    @inlinable
     public mutating func uint8() -> UInt8? {
         guard remaining >= 1 else { return nil }
         defer { offset += 1 }
@@ -52,9 +56,11 @@ public struct MessageReader {
 
     /// True when the next C string is empty (an unnamed statement or portal), checked
     /// without building a String.
+    @inlinable
     public var nextCStringIsEmpty: Bool { offset < bytes.count && bytes[offset] == 0 }
 
     /// Moves past the next C string; false when it has no terminator.
+    @inlinable
     public mutating func skipCString() -> Bool {
         var end = offset
         while end < bytes.count {
