@@ -97,6 +97,22 @@ public struct ResponseQueue: Sendable {
     @inline(__always)
     public mutating func appendQuery() { appendSlot(.query) }
 
+    /// What a client message of `type` forwarded as it is will be answered with, queued
+    /// without going through `Entry` (several per extended-protocol batch); messages
+    /// without a response of their own (CopyData, Flush, ...) add nothing.
+    public mutating func expectResponse(toClientMessage type: UInt8) {
+        switch type {
+        case FrontendMessageID.parse: appendSlot(.parse(statement: nil))
+        case FrontendMessageID.bind: appendSlot(.bind)
+        case FrontendMessageID.describe: appendSlot(.describe)
+        case FrontendMessageID.close: appendSlot(.close)
+        case FrontendMessageID.execute: appendSlot(.execute)
+        case FrontendMessageID.sync: appendSlot(.sync)
+        case FrontendMessageID.query, FrontendMessageID.functionCall: appendSlot(.query)
+        default: break
+        }
+    }
+
     public mutating func append(_ entry: Entry) {
         let slot: Slot
         switch entry {

@@ -15,17 +15,9 @@ extension ClientConnection {
     }
 
     /// Records the response a forwarded message of `type` will get.
+    @inline(__always)
     func expectResponse(to type: UInt8, on server: ServerConnection) {
-        switch type {
-        case FrontendMessageID.parse: server.responses.append(.parse(statement: nil))
-        case FrontendMessageID.bind: server.responses.append(.bind)
-        case FrontendMessageID.describe: server.responses.append(.describe)
-        case FrontendMessageID.close: server.responses.append(.close)
-        case FrontendMessageID.execute: server.responses.append(.execute)
-        case FrontendMessageID.sync: server.responses.append(.sync)
-        case FrontendMessageID.query, FrontendMessageID.functionCall: server.responses.appendQuery()
-        default: break
-        }
+        server.responses.expectResponse(toClientMessage: type)
     }
 
     /// SET/RESET/DISCARD in the client's query text take effect at its ReadyForQuery.

@@ -21,6 +21,26 @@ import PoolerWire
         #expect(q.isEmpty)
     }
 
+    @Test func clientMessagesQueueWhatAnswersThem() {
+        var q = ResponseQueue()
+        for type in [FrontendMessageID.parse, FrontendMessageID.bind, FrontendMessageID.describe,
+                     FrontendMessageID.execute, FrontendMessageID.flush, FrontendMessageID.sync] {
+            q.expectResponse(toClientMessage: type)
+        }
+        #expect(q.count == 5) // Flush is answered by nothing of its own
+        #expect(q.first == .parse(statement: nil))
+        for type in [parseComplete, bindComplete, BackendMessageID.rowDescription, BackendMessageID.dataRow,
+                     BackendMessageID.commandComplete] {
+            #expect(q.serverSent(type) == .forward)
+        }
+        #expect(q.first == .sync)
+        #expect(q.serverSent(ready) == .forward)
+        #expect(q.isEmpty)
+        q.expectResponse(toClientMessage: FrontendMessageID.query)
+        q.expectResponse(toClientMessage: FrontendMessageID.close)
+        #expect(q.first == .query && q.count == 2)
+    }
+
     @Test func syntheticResponseWaitsForEarlierOnes() {
         var q = ResponseQueue()
         q.append(.bind)
