@@ -179,6 +179,18 @@ public struct ResponseQueue: Sendable {
         return true
     }
 
+    /// Neither a response of the pooler's own is due nor a hidden query's responses come
+    /// next: plain frames (see `passesPlain`) may go on in one pass.
+    @inline(__always)
+    public var allowsPlainRun: Bool {
+        if !failedStatements.isEmpty { return false }
+        guard head < tail else { return true }
+        switch slots[head] {
+        case .synthetic, .hiddenQuery: return false
+        default: return true
+        }
+    }
+
     /// True when the oldest expectation is a client's simple Query: until its
     /// ReadyForQuery, no other message changes the queue or is hidden.
     @inline(__always)
@@ -201,6 +213,29 @@ public struct ResponseQueue: Sendable {
         guard head < tail else { return nil }
         defer { head += 1 }
         return slots[head]
+    }
+
+    /// For a server message of `type` that only answers the oldest expectation and goes
+    /// to the client unchanged (ParseComplete for a client's Parse, BindComplete,
+    /// RowDescription or NoData for Describe, CommandComplete, EmptyQueryResponse or
+    /// PortalSuspended for Execute, CloseComplete for a client's Close): pops that
+    /// expectation, as `serverSent` would, and returns true. False, changing nothing, for
+    /// everything else (`serverSent` decides). Afterwards emit what `nextDueSynthetic`
+    /// returns.
+    public mutating func passesPlain(_ type: UInt8) -> Bool {
+        guard head < tail else { return false }
+        switch (type, slots[head]) {
+        case (BackendMessageID.parseComplete, .parse),
+             (BackendMessageID.bindComplete, .bind),
+             (BackendMessageID.rowDescription, .describe), (BackendMessageID.noData, .describe),
+             (BackendMessageID.commandComplete, .execute), (BackendMessageID.emptyQueryResponse, .execute),
+             (BackendMessageID.portalSuspended, .execute),
+             (BackendMessageID.closeComplete, .close):
+            head += 1
+            return true
+        default:
+            return false
+        }
     }
 
     /// A server message of `type` arrived: forward it or drop it. Afterwards emit what

@@ -44,19 +44,34 @@ extension ServerConnection {
             case .frame(let frame):
                 let type = frame.type
                 let hidden = responses.inHiddenQuery
-                if !hidden, case let simple = responses.inSimpleQuery, Self.skipsResponseQueue(type, simpleQuery: simple) {
+                if !hidden, case let simple = responses.inSimpleQuery,
+                   Self.skipsResponseQueue(type, simpleQuery: simple) || (!simple && responses.passesPlain(type)) {
                     // The bulk of a result set changes no expectation, nor does a simple
                     // query's RowDescription or CommandComplete: they skip the response
-                    // queue (serverSent would answer .forward and change nothing), and so
-                    // do the complete frames of that kind right behind (one pass, no
-                    // per-frame bookkeeping).
+                    // queue (serverSent would answer .forward and change nothing); in the
+                    // extended protocol, ParseComplete, BindComplete and the like just
+                    // answer the oldest expectation. The complete frames of those kinds
+                    // right behind go in the same pass (no per-frame bookkeeping), until
+                    // one of them makes a response of the pooler's own due (or a hidden
+                    // query's turn come).
                     var end = frame.end
-                    while let next = Self.plainFrameEnd(bytes, at: end, simpleQuery: simple, maxPacketSize: limit) {
-                        end = next
+                    if simple {
+                        while let next = Self.plainFrameEnd(bytes, at: end, simpleQuery: true, maxPacketSize: limit) {
+                            end = next
+                        }
+                    } else {
+                        while responses.allowsPlainRun,
+                              let next = answeringFrameEnd(bytes, at: end, maxPacketSize: limit) {
+                            end = next
+                        }
                     }
                     run.add(UnsafeRawBufferPointer(rebasing: bytes[0..<end]), peer: client)
                     input.consume(end)
                     pool.stats.bytesSent += UInt64(end)
+                    if !simple && responses.hasDueWork {
+                        run.flush(to: client)
+                        emitDueResponses(to: client)
+                    }
                     continue
                 }
                 let disposition = responses.serverSent(type)
@@ -176,6 +191,19 @@ extension ServerConnection {
         guard offset + 5 <= bytes.count, skipsResponseQueue(bytes[offset], simpleQuery: simpleQuery) else { return nil }
         let length = Int(FrameScanner.readUInt32(bytes, at: offset + 1))
         guard length >= 4, length <= maxPacketSize, offset + 1 + length <= bytes.count else { return nil }
+        return offset + 1 + length
+    }
+
+    /// In the extended protocol, the end of the complete frame at `offset` when it is a
+    /// DataRow or plainly answers the oldest expectation (popped then: see
+    /// ResponseQueue.passesPlain); else nil.
+    @inline(__always)
+    func answeringFrameEnd(_ bytes: UnsafeRawBufferPointer, at offset: Int, maxPacketSize: Int) -> Int? {
+        guard offset + 5 <= bytes.count else { return nil }
+        let length = Int(FrameScanner.readUInt32(bytes, at: offset + 1))
+        guard length >= 4, length <= maxPacketSize, offset + 1 + length <= bytes.count else { return nil }
+        let type = bytes[offset]
+        guard type == BackendMessageID.dataRow || responses.passesPlain(type) else { return nil }
         return offset + 1 + length
     }
 

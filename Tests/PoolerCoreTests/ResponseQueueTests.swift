@@ -41,6 +41,51 @@ import PoolerWire
         #expect(q.first == .query && q.count == 2)
     }
 
+    @Test func plainAnswersPopOnlyWhatTheyAnswer() {
+        var q = ResponseQueue()
+        #expect(q.passesPlain(parseComplete) == false) // nothing expected: serverSent decides
+        q.append(.parse(statement: nil))
+        q.append(.bind)
+        q.append(.describe)
+        q.append(.execute)
+        q.append(.close)
+        q.append(.sync)
+        #expect(q.passesPlain(bindComplete) == false) // not the oldest expectation
+        #expect(q.count == 6)
+        for type in [parseComplete, bindComplete, BackendMessageID.noData, BackendMessageID.commandComplete,
+                     BackendMessageID.closeComplete] {
+            #expect(q.passesPlain(type) == true)
+        }
+        #expect(q.first == .sync)
+        #expect(q.passesPlain(ready) == false) // ReadyForQuery always takes the full path
+        #expect(q.serverSent(ready) == .forward)
+        #expect(q.isEmpty)
+    }
+
+    @Test func plainAnswersLeaveHiddenAndOwnResponsesToServerSent() {
+        var q = ResponseQueue()
+        q.append(.hiddenParse(statement: 1))
+        #expect(q.passesPlain(parseComplete) == false)
+        #expect(q.serverSent(parseComplete) == .drop)
+        q.append(.hiddenClose)
+        #expect(q.passesPlain(BackendMessageID.closeComplete) == false)
+        #expect(q.serverSent(BackendMessageID.closeComplete) == .drop)
+        q.append(.failingParse([1]))
+        #expect(q.passesPlain(parseComplete) == false)
+        q.removeAll()
+        q.append(.hiddenQuery)
+        #expect(!q.allowsPlainRun)
+        #expect(q.passesPlain(BackendMessageID.commandComplete) == false)
+        q.removeAll()
+        q.append(.bind)
+        q.append(.synthetic([9]))
+        #expect(q.allowsPlainRun)
+        #expect(q.passesPlain(bindComplete) == true)
+        #expect(!q.allowsPlainRun) // the pooler's own response is due first
+        #expect(q.nextDueSynthetic() == [9])
+        #expect(q.allowsPlainRun)
+    }
+
     @Test func syntheticResponseWaitsForEarlierOnes() {
         var q = ResponseQueue()
         q.append(.bind)
