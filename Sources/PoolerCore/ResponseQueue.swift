@@ -224,18 +224,23 @@ public struct ResponseQueue: Sendable {
     /// returns.
     public mutating func passesPlain(_ type: UInt8) -> Bool {
         guard head < tail else { return false }
-        switch (type, slots[head]) {
-        case (BackendMessageID.parseComplete, .parse),
-             (BackendMessageID.bindComplete, .bind),
-             (BackendMessageID.rowDescription, .describe), (BackendMessageID.noData, .describe),
-             (BackendMessageID.commandComplete, .execute), (BackendMessageID.emptyQueryResponse, .execute),
-             (BackendMessageID.portalSuspended, .execute),
-             (BackendMessageID.closeComplete, .close):
-            head += 1
-            return true
+        let answered: Bool
+        switch type {
+        case BackendMessageID.parseComplete:
+            if case .parse = slots[head] { answered = true } else { answered = false }
+        case BackendMessageID.bindComplete:
+            answered = slots[head] == .bind
+        case BackendMessageID.rowDescription, BackendMessageID.noData:
+            answered = slots[head] == .describe
+        case BackendMessageID.commandComplete, BackendMessageID.emptyQueryResponse, BackendMessageID.portalSuspended:
+            answered = slots[head] == .execute
+        case BackendMessageID.closeComplete:
+            answered = slots[head] == .close
         default:
             return false
         }
+        if answered { head += 1 }
+        return answered
     }
 
     /// A server message of `type` arrived: forward it or drop it. Afterwards emit what
