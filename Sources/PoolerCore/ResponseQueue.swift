@@ -5,7 +5,7 @@ import PoolerWire
 /// server lacked, a Close for eviction, a SET to align parameters) and slot in responses
 /// it produced itself (ParseComplete/CloseComplete answered from the statement cache)
 /// exactly where a direct connection would have put them.
-public struct ResponseQueue: Sendable {
+public final class ResponseQueue {
     public enum Entry: Equatable, Sendable {
         /// A client Parse sent on; `statement` is the cache id to forget if it fails.
         case parse(statement: Int?)
@@ -60,9 +60,11 @@ public struct ResponseQueue: Sendable {
         }
     }
 
-    /// Slots `head..<tail` are pending; the storage is reused from 0 after each
-    /// `removeAll` (once per server link) without touching the array.
-    private var slots: [Slot] = []
+    /// Slots `head..<tail` are pending, in storage the queue owns (a class, so that
+    /// appending and popping, several times per transaction, check no array for
+    /// uniqueness or bounds); it starts over at 0 whenever it runs empty.
+    private var slots: UnsafeMutablePointer<Slot>
+    private var capacity = 16
     private var head = 0
     private var tail = 0
     private var payloads: [[UInt8]] = []
@@ -70,7 +72,11 @@ public struct ResponseQueue: Sendable {
     /// have them. `clientVisible` is false for Parses the pooler injected.
     public private(set) var failedStatements: [(statement: Int, clientVisible: Bool)] = []
 
-    public init() {}
+    public init() {
+        slots = .allocate(capacity: capacity)
+    }
+
+    deinit { slots.deallocate() }
 
     public var isEmpty: Bool { head == tail }
     public var count: Int { tail - head }
@@ -95,12 +101,12 @@ public struct ResponseQueue: Sendable {
 
     /// `append(.query)` without going through `Entry` (one per simple query).
     @inline(__always)
-    public mutating func appendQuery() { appendSlot(.query) }
+    public func appendQuery() { appendSlot(.query) }
 
     /// What a client message of `type` forwarded as it is will be answered with, queued
     /// without going through `Entry` (several per extended-protocol batch); messages
     /// without a response of their own (CopyData, Flush, ...) add nothing.
-    public mutating func expectResponse(toClientMessage type: UInt8) {
+    public func expectResponse(toClientMessage type: UInt8) {
         switch type {
         case FrontendMessageID.parse: appendSlot(.parse(statement: nil))
         case FrontendMessageID.bind: appendSlot(.bind)
@@ -113,7 +119,7 @@ public struct ResponseQueue: Sendable {
         }
     }
 
-    public mutating func append(_ entry: Entry) {
+    public func append(_ entry: Entry) {
         let slot: Slot
         switch entry {
         case .parse(let statement): slot = .parse(statement: statement)
@@ -132,39 +138,49 @@ public struct ResponseQueue: Sendable {
         appendSlot(slot)
     }
 
-    private mutating func appendSlot(_ slot: Slot) {
+    private func appendSlot(_ slot: Slot) {
         if head == tail && head > 0 {
             head = 0 // empty: start over at the front
             tail = 0
         }
-        if tail < slots.count {
-            slots[tail] = slot
-        } else {
-            if head > 64 && head * 2 > tail {
-                slots.removeFirst(head)
-                tail -= head
-                head = 0
-            }
-            slots.append(slot)
-        }
+        if tail == capacity { makeRoom() }
+        (slots + tail).initialize(to: slot)
         tail += 1
     }
 
-    public mutating func removeAll() {
+    /// Storage full: pending slots move to the front, and the storage doubles when they
+    /// fill more than half of it.
+    private func makeRoom() {
+        let pending = tail - head
+        if head > 0 {
+            UnsafeMutableRawPointer(slots).copyMemory(from: slots + head, byteCount: pending * MemoryLayout<Slot>.stride)
+            head = 0
+            tail = pending
+        }
+        if pending * 2 > capacity {
+            let larger = UnsafeMutablePointer<Slot>.allocate(capacity: capacity * 2)
+            larger.initialize(from: slots, count: pending)
+            slots.deallocate()
+            slots = larger
+            capacity *= 2
+        }
+    }
+
+    public func removeAll() {
         head = 0
         tail = 0
         if !payloads.isEmpty { payloads.removeAll() }
         if !failedStatements.isEmpty { failedStatements.removeAll() }
     }
 
-    public mutating func takeFailedStatements() -> [(statement: Int, clientVisible: Bool)] {
+    public func takeFailedStatements() -> [(statement: Int, clientVisible: Bool)] {
         defer { failedStatements.removeAll() }
         return failedStatements
     }
 
     /// The next response the pooler produced that is due now (nothing from the server
     /// precedes it), or nil.
-    public mutating func nextDueSynthetic() -> [UInt8]? {
+    public func nextDueSynthetic() -> [UInt8]? {
         guard head < tail, case .synthetic(let index) = slots[head] else { return nil }
         head += 1
         return payloads[index]
@@ -209,7 +225,7 @@ public struct ResponseQueue: Sendable {
     private var firstSlot: Slot? { head < tail ? slots[head] : nil }
 
     @inline(__always)
-    private mutating func pop() -> Slot? {
+    private func pop() -> Slot? {
         guard head < tail else { return nil }
         defer { head += 1 }
         return slots[head]
@@ -222,7 +238,7 @@ public struct ResponseQueue: Sendable {
     /// expectation, as `serverSent` would, and returns true. False, changing nothing, for
     /// everything else (`serverSent` decides). Afterwards emit what `nextDueSynthetic`
     /// returns.
-    public mutating func passesPlain(_ type: UInt8) -> Bool {
+    public func passesPlain(_ type: UInt8) -> Bool {
         guard head < tail else { return false }
         let answered: Bool
         switch type {
@@ -245,7 +261,7 @@ public struct ResponseQueue: Sendable {
 
     /// A server message of `type` arrived: forward it or drop it. Afterwards emit what
     /// `nextDueSynthetic` returns.
-    public mutating func serverSent(_ type: UInt8) -> Disposition {
+    public func serverSent(_ type: UInt8) -> Disposition {
         guard let first = firstSlot else { return .forward } // the common case in a result set
         if case .hiddenQuery = first {
             if type == BackendMessageID.readyForQuery { head += 1 }
@@ -300,7 +316,7 @@ public struct ResponseQueue: Sendable {
     /// no response will come for those messages, and synthetic ones are dropped too, as
     /// the server would not have answered them either. In a simple query the error is
     /// just part of the response.
-    private mutating func errorArrived() {
+    private func errorArrived() {
         guard let first = firstSlot else { return }
         if case .query = first { return }
         while let slot = firstSlot, !slot.endsBatch {
@@ -309,7 +325,7 @@ public struct ResponseQueue: Sendable {
         }
     }
 
-    private mutating func noteSkipped(_ slot: Slot) {
+    private func noteSkipped(_ slot: Slot) {
         switch slot {
         case .parse(let statement?): failedStatements.append((statement, true))
         case .hiddenParse(let statement): failedStatements.append((statement, false))

@@ -24,7 +24,7 @@ final class ServerConnection: Connection, PoolMember {
     let startupParameters: [(String, String)]
     var tracker = TransactionTracker()
     /// Responses expected back, to hide injected ones and place the pooler's own.
-    var responses = ResponseQueue()
+    let responses: ResponseQueue
     /// Prepared statements this server has, by registry id.
     var statementCache: ServerStatementCache
     /// The session parameters in force on this server.
@@ -86,6 +86,7 @@ final class ServerConnection: Connection, PoolMember {
         self.statementCache = ServerStatementCache(capacity: pool.pooler.settings.maxPreparedStatements)
         self.settings = pool.pooler.sessionSettingsTemplate
         self.startupParameters = startupParameters
+        self.responses = ResponseQueue()
         super.init(pooler: pool.pooler, fd: fd, remote: remote, localPort: 0)
         wantsWritable = true // connecting
     }
@@ -99,11 +100,11 @@ final class ServerConnection: Connection, PoolMember {
         statementCache = old.statementCache
         settings = old.settings
         replication = old.replication
+        responses = old.responses
         super.init(adopting: old, pooler: pool.pooler)
         state = old.state
         wantsWritable = false
         tracker = old.tracker
-        responses = old.responses
         linkCount = old.linkCount
         lastReadyTime = old.lastReadyTime
         parameters = old.parameters

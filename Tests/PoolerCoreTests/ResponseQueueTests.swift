@@ -8,7 +8,7 @@ import PoolerWire
     let ready = BackendMessageID.readyForQuery
 
     @Test func hiddenParseCompleteIsDropped() {
-        var q = ResponseQueue()
+        let q = ResponseQueue()
         q.append(.hiddenParse(statement: 7))
         q.append(.bind)
         q.append(.execute)
@@ -22,7 +22,7 @@ import PoolerWire
     }
 
     @Test func clientMessagesQueueWhatAnswersThem() {
-        var q = ResponseQueue()
+        let q = ResponseQueue()
         for type in [FrontendMessageID.parse, FrontendMessageID.bind, FrontendMessageID.describe,
                      FrontendMessageID.execute, FrontendMessageID.flush, FrontendMessageID.sync] {
             q.expectResponse(toClientMessage: type)
@@ -42,7 +42,7 @@ import PoolerWire
     }
 
     @Test func plainAnswersPopOnlyWhatTheyAnswer() {
-        var q = ResponseQueue()
+        let q = ResponseQueue()
         #expect(q.passesPlain(parseComplete) == false) // nothing expected: serverSent decides
         q.append(.parse(statement: nil))
         q.append(.bind)
@@ -63,7 +63,7 @@ import PoolerWire
     }
 
     @Test func plainAnswersLeaveHiddenAndOwnResponsesToServerSent() {
-        var q = ResponseQueue()
+        let q = ResponseQueue()
         q.append(.hiddenParse(statement: 1))
         #expect(q.passesPlain(parseComplete) == false)
         #expect(q.serverSent(parseComplete) == .drop)
@@ -86,8 +86,29 @@ import PoolerWire
         #expect(q.allowsPlainRun)
     }
 
+    @Test func storageGrowsAndCompactsKeepingTheOrder() {
+        let q = ResponseQueue()
+        var next = 0 // the statement id expected at the head
+        func answer(_ count: Int) {
+            for _ in 0..<count {
+                #expect(q.first == .parse(statement: next))
+                #expect(q.passesPlain(parseComplete) == true)
+                next += 1
+            }
+        }
+        for id in 0..<40 { q.append(.parse(statement: id)) } // past the first capacity twice
+        answer(30)
+        for id in 40..<100 { q.append(.parse(statement: id)) } // moves the pending ones down, grows
+        answer(65)
+        for id in 100..<103 { q.append(.parse(statement: id)) }
+        answer(8)
+        #expect(q.isEmpty && next == 103)
+        q.append(.sync) // empty: starts over at the front
+        #expect(q.count == 1 && q.first == .sync)
+    }
+
     @Test func syntheticResponseWaitsForEarlierOnes() {
-        var q = ResponseQueue()
+        let q = ResponseQueue()
         q.append(.bind)
         q.append(.synthetic([1, 2]))
         q.append(.sync)
@@ -100,7 +121,7 @@ import PoolerWire
     }
 
     @Test func extendedErrorSkipsToSyncAndReportsFailedParses() {
-        var q = ResponseQueue()
+        let q = ResponseQueue()
         q.append(.parse(statement: 3))
         q.append(.hiddenParse(statement: 4))
         q.append(.bind)
@@ -117,7 +138,7 @@ import PoolerWire
     }
 
     @Test func simpleQueryErrorIsPartOfTheResponse() {
-        var q = ResponseQueue()
+        let q = ResponseQueue()
         q.append(.query)
         q.append(.query)
         #expect(q.serverSent(BackendMessageID.rowDescription) == .forward)
@@ -128,7 +149,7 @@ import PoolerWire
     }
 
     @Test func hiddenQueryIsSwallowedButParameterStatusPasses() {
-        var q = ResponseQueue()
+        let q = ResponseQueue()
         q.append(.hiddenQuery)
         q.append(.query)
         #expect(q.inHiddenQuery)
@@ -142,7 +163,7 @@ import PoolerWire
     }
 
     @Test func hiddenCloseAndDescribe() {
-        var q = ResponseQueue()
+        let q = ResponseQueue()
         q.append(.hiddenClose)
         q.append(.describe)
         q.append(.close)
@@ -156,7 +177,7 @@ import PoolerWire
     }
 
     @Test func failingParseErrorIsReplaced() {
-        var q = ResponseQueue()
+        let q = ResponseQueue()
         q.append(.failingParse([7, 7]))
         q.append(.bind)
         q.append(.sync)
@@ -172,7 +193,7 @@ import PoolerWire
     /// What lets the forwarding loop skip serverSent: with a simple Query first, every
     /// message but ReadyForQuery forwards and leaves the queue as it was.
     @Test func simpleQueryMessagesChangeNothingUntilReadyForQuery() {
-        var q = ResponseQueue()
+        let q = ResponseQueue()
         q.append(.query)
         q.append(.sync)
         #expect(q.inSimpleQuery)
@@ -183,7 +204,7 @@ import PoolerWire
         }
         #expect(q.serverSent(BackendMessageID.readyForQuery) == .forward)
         #expect(!q.inSimpleQuery && q.count == 1)
-        var extended = ResponseQueue()
+        let extended = ResponseQueue()
         extended.append(.execute)
         #expect(!extended.inSimpleQuery)
     }
