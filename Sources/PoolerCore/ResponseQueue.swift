@@ -99,10 +99,6 @@ public final class ResponseQueue {
         }
     }
 
-    /// `append(.query)` without going through `Entry` (one per simple query).
-    @inline(__always)
-    public func appendQuery() { appendSlot(.query) }
-
     /// What a client message of `type` forwarded as it is will be answered with, queued
     /// without going through `Entry` (several per extended-protocol batch); messages
     /// without a response of their own (CopyData, Flush, ...) add nothing.

@@ -166,29 +166,21 @@ extension ClientConnection {
             let length = 4 + prefix.count + nameCount + rest.count
             scratch[0] = type
             scratch.storeBytes(of: UInt32(length).bigEndian, toByteOffset: 1, as: UInt32.self)
-            server.output.append(UnsafeRawBufferPointer(rebasing: scratch[..<5]))
-            if !prefix.isEmpty { server.output.append(prefix) }
-            server.output.append(UnsafeRawBufferPointer(rebasing: name[..<nameCount]))
-            if !rest.isEmpty { server.output.append(rest) }
-            server.pool.stats.bytesReceived += UInt64(1 + length)
+            server.forwardFromClient(UnsafeRawBufferPointer(rebasing: scratch[..<5]))
+            if !prefix.isEmpty { server.forwardFromClient(prefix) }
+            server.forwardFromClient(UnsafeRawBufferPointer(rebasing: name[..<nameCount]))
+            if !rest.isEmpty { server.forwardFromClient(rest) }
         }
     }
 
     /// Adds `id` to the server's cache, closing the least recently used statement when full.
     private func evictIfNeeded(adding id: Int, on server: ServerConnection) {
         guard let evicted = server.statementCache.insert(id) else { return }
-        server.forwardFromClient(Self.statementMessage(FrontendMessageID.close, evicted))
+        withUnsafeBytes(of: UInt8(ascii: "S")) { statement in
+            sendRenamed(FrontendMessageID.close, prefix: statement, id: evicted,
+                        rest: UnsafeRawBufferPointer(start: nil, count: 0), to: server)
+        }
         server.responses.append(.hiddenClose)
-    }
-
-    /// Describe or Close of a statement ('S') under its server name.
-    private static func statementMessage(_ type: UInt8, _ id: Int) -> [UInt8] {
-        var writer = MessageWriter()
-        writer.begin(type)
-        writer.byte(UInt8(ascii: "S"))
-        writer.cString(PreparedStatement.serverName(id))
-        writer.end()
-        return writer.bytes
     }
 
     /// A response the pooler gives itself, after everything the server still owes.

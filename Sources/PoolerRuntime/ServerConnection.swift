@@ -293,14 +293,10 @@ final class ServerConnection: Connection, PoolMember {
         return waiting
     }
 
+    /// Bytes the pooler wrote (rewritten or injected) on the client's behalf.
     func forwardFromClient(_ bytes: UnsafeRawBufferPointer) {
         output.append(bytes)
         pool.stats.bytesReceived += UInt64(bytes.count)
-    }
-
-    /// A message the pooler built (rewritten or injected) on the client's behalf.
-    func forwardFromClient(_ bytes: [UInt8]) {
-        bytes.withUnsafeBytes { forwardFromClient($0) }
     }
 
     /// Sends Terminate and closes (pool shrinking, lifetime).

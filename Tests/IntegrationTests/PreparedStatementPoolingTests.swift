@@ -265,4 +265,29 @@ import Testing
             Issue.record("bystander after another client's DISCARD ALL: \(error)\n\(pooler.diagnostics)")
         }
     }
+
+    /// max_prepared_statements = 2: a server holding two of the client's statements
+    /// closes the least recently used one (a hidden Close) to make room for a third, and
+    /// prepares it again when it is used again; every execution gives its own result.
+    @Test func serverCacheEvictsAndReprepares() throws {
+        let pooler = try PoolerProcess(settings: ["default_pool_size = 1", "max_prepared_statements = 2"])
+        defer { pooler.stop() }
+        let client = try pooler.connect()
+        defer { client.close() }
+        for n in 1...3 { try client.prepare("s\(n)", "SELECT \(n) * $1::int") }
+        for round in 1...3 {
+            for n in [1, 2, 3, 1, 3, 2] {
+                let value = try client.execPrepared("s\(n)", [String(round)]).scalar
+                #expect(value == String(n * round), "s\(n) round \(round): \(String(describing: value))\n\(pooler.diagnostics)")
+            }
+        }
+        // The only server never holds more than two of them.
+        let held = try client.exec("SELECT count(*) FROM pg_prepared_statements").scalar
+        #expect(held == "2", "pg_prepared_statements on the server: \(String(describing: held))")
+        let admin = try pooler.admin()
+        defer { admin.close() }
+        let servers = try admin.exec("SHOW SERVERS")
+        let rows = servers.rowIndices(where: ["database": "app_db", "user": "app"])
+        #expect(rows.map { servers.value($0, "prepared_statements") } == ["2"], "\(servers.rows)")
+    }
 }
