@@ -299,9 +299,9 @@ extension Unmanaged {
     /// Stores `object` in a link that holds a retained reference (retained now; the
     /// one it held is released).
     @inline(__always)
-    static func replaceRetained(_ link: inout Unmanaged?, with object: Instance?) {
+    static func replaceRetained(_ link: inout Unmanaged?, with object: consuming Instance?) {
         let old = link
-        link = object.map { Unmanaged.passRetained($0) }
+        link = (consume object).map { Unmanaged.passRetained($0) }
         old?.release()
     }
 }

@@ -193,9 +193,7 @@ extension ClientConnection {
     /// The pool linked `server`; the caller's reference is taken over (no retain when it
     /// came out of the idle list).
     func linked(to server: consuming ServerConnection) {
-        let old = serverLink
-        serverLink = Unmanaged.passRetained(consume server)
-        old?.release()
+        Unmanaged.replaceRetained(&serverLink, with: consume server)
         sentWaitNotice = false
         state = .active
         wantsRead = true
