@@ -89,6 +89,9 @@ final class PoolRuntime {
     var evictionCursor = 0
     /// Loop time another loop was last told to ask for an idle server (nudgeWaitingLoop).
     var lastNudge: UInt64 = 0
+    /// Loop time a server last crossed over to a loop whose client waited longer than
+    /// this loop's (shouldHandOver).
+    var lastCrossOver: UInt64 = 0
 
     init(pooler: Pooler, key: PoolKey, database: DatabaseEntry, serverUser: String,
          credential: ServerCredential, limits: PoolLimits, isAutoDatabase: Bool = false) {
