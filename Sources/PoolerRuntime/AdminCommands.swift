@@ -203,7 +203,8 @@ extension Pooler {
                 (database != nil && pool.key.database != database) || pool.state.activeCount == 0
             }
         case .closed(let database):
-            return pools.values.allSatisfy { pool in
+            // A server between two loops is in no list: wait until it has arrived.
+            return workers.serversInTransit == 0 && pools.values.allSatisfy { pool in
                 (database != nil && pool.key.database != database) || !pool.servers.values.contains { $0.closeWhenReleased }
             }
         case .suspended:

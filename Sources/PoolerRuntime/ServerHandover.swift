@@ -69,6 +69,7 @@ extension PoolRuntime {
     /// handled is over (the caller may be inside this server's own handler: a login,
     /// reset or check that just finished), then is adopted there.
     func handOver(_ server: ServerConnection, to target: Int) {
+        pooler.workers.serverLeftLoop()
         state.serverClosed(server)
         servers[server.id] = nil
         server.becameIdle()
@@ -134,16 +135,23 @@ extension Pooler {
     /// server is running): the socket leaves this loop and the object goes to `target`,
     /// which touches it only after this.
     func completeHandOver(_ server: ServerConnection, key: PoolKey, to target: Int) {
-        guard !server.closed else { return } // closed meanwhile (its close did the accounting)
+        guard !server.closed else { return arrivedNowhere() } // closed meanwhile (its close did the accounting)
         guard !exiting, server.state == .idle, server.client == nil, server.canMoveToOtherLoop else {
             // In no pool list any more and not movable now: it closes.
             server.terminate(reason: "could not move to another event loop")
-            return
+            return arrivedNowhere()
         }
         server.unregisterForHandOver()
         if !workers.post(to: target, { $0.adoptServer(server, key: key) }) {
             server.terminate(reason: "shutting down") // the target loop has stopped
+            arrivedNowhere()
         }
+    }
+
+    /// A server handed over closed on its way.
+    private func arrivedNowhere() {
+        workers.serverArrived()
+        serverCountChanged()
     }
 
     /// A server handed over by another loop joins this loop's pool as if it had just
@@ -153,7 +161,7 @@ extension Pooler {
             // The pool is gone here (freed automatic database) or this loop is stopping.
             old.releaseSocketAndBuffers()
             workers.serverClosed(key)
-            return
+            return arrivedNowhere()
         }
         pool.pullPending = false
         let server = ServerConnection(adopting: old, pool: pool)
@@ -162,6 +170,8 @@ extension Pooler {
             server.closeWhenReleased = true
         }
         pool.servers[server.id] = server
+        workers.serverArrived()
+        serverCountChanged()
         pool.state.serverLoginStarted(server)
         do {
             try server.register()

@@ -310,6 +310,22 @@ final class Workers: @unchecked Sendable {
         return word
     }()
 
+    /// Servers handed over by one loop and not yet adopted by another: in no pool's
+    /// list, so WAIT_CLOSE, which looks at the lists, waits until they have arrived.
+    private let inTransit: UnsafeMutablePointer<UInt64> = {
+        let word = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+        word.initialize(to: 0)
+        return word
+    }()
+
+    var serversInTransit: Int { Int(pooler_atomic_load(inTransit)) }
+
+    func serverLeftLoop() { pooler_atomic_add(inTransit, 1) }
+
+    /// The server handed over has joined its new loop's pool, or closed on the way (the
+    /// caller then tells the replies waiting: Pooler.serverCountChanged).
+    func serverArrived() { pooler_atomic_add(inTransit, UInt64.max) } // minus one
+
     func setAdminRepliesWaiting(loop: Int, _ waiting: Bool) {
         guard count > 1, loop < 64 else { return }
         lock.withLock {

@@ -96,3 +96,6 @@ static inline void pooler_atomic_store(uint64_t *target, uint64_t value) {
 static inline uint64_t pooler_atomic_load(const uint64_t *source) {
     return __atomic_load_n(source, __ATOMIC_SEQ_CST);
 }
+static inline void pooler_atomic_add(uint64_t *target, uint64_t delta) {
+    __atomic_fetch_add(target, delta, __ATOMIC_SEQ_CST);
+}
