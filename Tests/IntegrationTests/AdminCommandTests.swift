@@ -171,6 +171,60 @@ import Testing
         #expect(try other.exec("SELECT 1").scalar == "1")
     }
 
+    /// SUSPEND waits for every buffer to be flushed: a client that does not read its
+    /// (large) result holds it back; once the client has read it all, SUSPEND completes
+    /// (long before suspend_timeout, without dropping the client), and after RESUME the
+    /// client goes on.
+    @Test func suspendWaitsForAClientToReadItsResult() throws {
+        let pooler = try PoolerProcess(settings: ["suspend_timeout = 60", "auth_type = trust"])
+        defer { pooler.stop() }
+        let slow = try RawSocket(port: pooler.port)
+        defer { slow.close() }
+        slow.send(FrontendPacket.startup([("user", "md5app"), ("database", "app_db")]))
+        var ready = false
+        while let message = slow.readMessage(timeout: 10) {
+            if message.typeCharacter == "Z" { ready = true; break }
+        }
+        try #require(ready, "the raw client did not log in\n\(pooler.diagnostics)")
+        let sql = Array("SELECT repeat('x', 1048576) FROM generate_series(1, 16)".utf8) + [0]
+        slow.send(FrontendPacket.message("Q", length: UInt32(4 + sql.count), body: sql))
+        let admin = try pooler.admin()
+        defer { admin.close() }
+        let filled = try waitUntil(timeout: 10, interval: 0.05) {
+            let sockets = try admin.exec("SHOW SOCKETS")
+            return sockets.rowIndices(where: ["user": "md5app"]).contains { index in
+                (Int(sockets.value(index, "send_avail") ?? "0") ?? 0) > 0
+            }
+        }
+        try #require(filled, "\(String(describing: try? admin.exec("SHOW SOCKETS").rows))")
+        let suspender = try pooler.admin()
+        defer { suspender.close() }
+        let suspend = Background { try suspender.exec("SUSPEND", timeout: 30) }
+        #expect(!waitUntil(timeout: 0.5) { suspend.isDone },
+                "SUSPEND answered while a buffer was still full: \(String(describing: suspend.wait(timeout: 0)))")
+        var rows = 0
+        var finished = false
+        while let message = slow.readMessage(timeout: 10) {
+            if message.typeCharacter == "D" { rows += 1 }
+            if message.typeCharacter == "Z" { finished = true; break }
+        }
+        #expect(finished && rows == 16, "the client read \(rows) rows\n\(pooler.diagnostics)")
+        switch suspend.wait(timeout: 10) {
+        case .none: Issue.record("SUSPEND did not complete after the buffer was read\n\(pooler.diagnostics)")
+        case .failure(let error)?: Issue.record("SUSPEND failed: \(error)")
+        case .success?: break
+        }
+        #expect(!pooler.logText.contains("suspend_timeout"), "\(pooler.diagnostics)")
+        try admin.exec("RESUME", timeout: 10)
+        let again = Array("SELECT 5".utf8) + [0]
+        slow.send(FrontendPacket.message("Q", length: UInt32(4 + again.count), body: again))
+        var answered = false
+        while let message = slow.readMessage(timeout: 10) {
+            if message.typeCharacter == "Z" { answered = true; break }
+        }
+        #expect(answered, "the client got no answer after RESUME\n\(pooler.diagnostics)")
+    }
+
     @Test func killDatabaseDropsItsClientsAndNewOnesWaitForResume() throws {
         let pooler = try PoolerProcess()
         defer { pooler.stop() }
