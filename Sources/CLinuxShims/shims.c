@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <stddef.h>
 #include <pthread.h>
+#include <sched.h>
 
 int pooler_epoll_wait(int epfd, uint32_t *events, uint64_t *data, int maxevents, int timeout_ms) {
     struct epoll_event evs[256];
@@ -149,4 +150,22 @@ int pooler_thread_start(void *(*body)(void *), void *context, unsigned long *thr
 
 int pooler_thread_join(unsigned long thread) {
     return pthread_join((pthread_t)thread, NULL);
+}
+
+int pooler_allowed_cpus(int *cpus, int max) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return -1;
+    int count = 0;
+    for (int cpu = 0; cpu < CPU_SETSIZE && count < max; cpu++) {
+        if (CPU_ISSET(cpu, &set)) cpus[count++] = cpu;
+    }
+    return count;
+}
+
+int pooler_pin_thread(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return pthread_setaffinity_np(pthread_self(), sizeof set, &set);
 }

@@ -64,6 +64,7 @@ public struct Settings: Equatable, Sendable {
     public var soReuseport = false
     /// Event loops; 0 = one per CPU core.
     public var workers = 0
+    public var workerCpuAffinity = false
     public var tcpKeepalive = false
     public var tcpKeepcnt = 0
     public var tcpKeepidle = 0

@@ -512,6 +512,7 @@ final class Pooler {
     }
 
     func run() throws {
+        workers.pinCurrentThread(loop: workerIndex, log: log)
         loop.onWake { [unowned self] in
             self.workers.serviceInbox(of: self)
             if self.workerIndex == 0 { self.handleSignals() }

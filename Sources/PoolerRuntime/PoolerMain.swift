@@ -76,8 +76,15 @@ public enum PoolerMain {
         log.configureSyslog(enabled: settings.syslog, ident: settings.syslogIdent, facility: settings.syslogFacility)
         for warning in config.warnings { log.warning(warning) }
         FileDescriptorLimit.check(settings: settings, config: config, log: log)
-        let workerCount = settings.workers > 0 ? settings.workers : max(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 1)
+        // workers = 0: one loop per CPU this process may run on (a cpuset or taskset
+        // counts, as for Go's GOMAXPROCS), else per online CPU.
+        let allowedCPUs = Workers.allowedCPUs()
+        let workerCount = settings.workers > 0 ? settings.workers
+            : max(allowedCPUs?.count ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 1)
         let workers = Workers(count: workerCount)
+        if settings.workerCpuAffinity {
+            if let allowedCPUs { workers.pinnedCPUs = allowedCPUs } else { log.warning("worker_cpu_affinity: the CPUs this process may use are unknown; loops are not pinned") }
+        }
         let pooler: Pooler
         do {
             for index in 0..<workerCount {

@@ -32,6 +32,31 @@ final class Workers: @unchecked Sendable {
     private var exited: [Bool]
     private var exitedCount = 0
 
+    /// worker_cpu_affinity: the CPU each loop pins itself to (loop i: cpus[i % count]);
+    /// empty: the kernel places the loops.
+    var pinnedCPUs: [Int32] = []
+
+    /// Called by each loop on its own thread before it runs: pins it when configured.
+    func pinCurrentThread(loop index: Int, log: Logger) {
+        guard !pinnedCPUs.isEmpty else { return }
+        let cpu = pinnedCPUs[index % pinnedCPUs.count]
+        let result = pooler_pin_thread(cpu)
+        if result == 0 {
+            log.info("event loop \(index) pinned to CPU \(cpu)")
+        } else {
+            log.warning("event loop \(index) could not be pinned to CPU \(cpu): \(SystemError("pthread_setaffinity_np", errno: result))")
+        }
+    }
+
+    /// The CPUs this process may run on (its affinity mask, which a container's cpuset or
+    /// taskset narrows), in order; nil if the kernel would not say.
+    static func allowedCPUs() -> [Int32]? {
+        var cpus = [Int32](repeating: 0, count: 1024)
+        let count = cpus.withUnsafeMutableBufferPointer { pooler_allowed_cpus($0.baseAddress, Int32($0.count)) }
+        guard count > 0 else { return nil }
+        return Array(cpus.prefix(Int(count)))
+    }
+
     /// Runs loops 1..<count on threads of their own (loop 0 runs on the caller's).
     func startThreads() throws {
         for pooler in loops.dropFirst() {

@@ -210,6 +210,7 @@ import Testing
             "metrics_listen_addr": Value("127.0.0.1"),
             "metrics_listen_port": Value(String(metricsPort)),
             "workers": Value("2"),
+            "worker_cpu_affinity": Value("1"),
             "server_tls_direct": Value("0"),  // needs PostgreSQL 17; the cluster is 15
         ]
     }

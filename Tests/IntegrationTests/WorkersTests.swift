@@ -137,6 +137,47 @@ import Testing
     /// and the server never sees a second backend for the pool.
     /// Clients that connect one at a time (an idle loop accepts each of them) still end
     /// up spread over the loops: each goes to the loop with the fewest clients.
+    /// The CPUs a task may run on, from /proc (Cpus_allowed_list, e.g. "0-1,4").
+    private static func allowedCPUs(statusPath: String) -> [Int] {
+        guard let line = readTextFile(statusPath).split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed_list:") })
+        else { return [] }
+        return line.dropFirst("Cpus_allowed_list:".count).trimmingCharacters(in: .whitespaces)
+            .split(separator: ",").flatMap { range -> [Int] in
+                let ends = range.split(separator: "-").compactMap { Int($0) }
+                return ends.count == 2 ? Array(ends[0]...ends[1]) : ends
+            }
+    }
+
+    /// worker_cpu_affinity = 1: each loop's thread runs on one CPU of the process's
+    /// set, loop i on the i-th; without it no thread is narrowed.
+    @Test func workerCpuAffinityPinsEachLoopToItsOwnCPU() throws {
+        let cpus = Self.allowedCPUs(statusPath: "/proc/self/status")
+        try #require(!cpus.isEmpty, "no Cpus_allowed_list in /proc/self/status")
+        for pinned in [true, false] {
+            let (pooler, _) = try Self.start(["workers = \(Self.loops)", "worker_cpu_affinity = \(pinned ? 1 : 0)"])
+            defer { pooler.stop() }
+            let client = try pooler.connect()
+            defer { client.close() }
+            #expect(try client.exec("SELECT 1").scalar == "1")
+            let pid = try #require(pooler.processID)
+            let expected = Set((0..<Self.loops).map { cpus[$0 % cpus.count] })
+            // Each loop pins itself as it starts running: wait for both log lines.
+            if pinned {
+                #expect(waitUntil(timeout: 10) {
+                    (0..<Self.loops).allSatisfy { pooler.logText.contains("event loop \($0) pinned to CPU \(cpus[$0 % cpus.count])") }
+                }, "\(pooler.diagnostics)")
+            }
+            let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+            let affinities = tasks.map { Self.allowedCPUs(statusPath: "/proc/\(pid)/task/\($0)/status") }
+            let single = Set(affinities.filter { $0.count == 1 }.map { $0[0] })
+            if pinned {
+                #expect(single == expected, "threads on one CPU: \(affinities), expected loops on \(expected)")
+            } else {
+                #expect(affinities.allSatisfy { $0 == cpus }, "unpinned threads: \(affinities), process set \(cpus)")
+            }
+        }
+    }
+
     @Test func clientsConnectingOneAtATimeSpreadOverTheLoops() throws {
         let (pooler, _) = try Self.start(["workers = 2"])
         defer { pooler.stop() }

@@ -89,6 +89,12 @@ void pooler_buffer_drain(void);
 int pooler_thread_start(void *(*body)(void *), void *context, unsigned long *thread);
 int pooler_thread_join(unsigned long thread);
 
+/* The CPUs the calling thread may run on (its affinity mask), in ascending order, into
+ * cpus (at most max); returns how many, or -1 with errno set. */
+int pooler_allowed_cpus(int *cpus, int max);
+/* Restricts the calling thread to one CPU; returns 0 or an errno. */
+int pooler_pin_thread(int cpu);
+
 /* Counters one event loop writes and the others read (workers > 1). */
 static inline void pooler_atomic_store(uint64_t *target, uint64_t value) {
     __atomic_store_n(target, value, __ATOMIC_SEQ_CST);
