@@ -33,7 +33,7 @@ import Testing
             "track_extra_parameters", "server_round_robin", "disable_pqexec", "user", "auth_user", "auth_query",
             "auth_dbname", "listen_backlog", "max_db_client_connections", "max_user_client_connections", "syslog",
             "syslog_ident", "syslog_facility", "log_stats", "cancel_wait_timeout", "transaction_timeout",
-            "metrics_listen_addr", "metrics_listen_port", "workers", "server_tls_direct", "auth_hba_file", "peer_id", "query_wait_notify", "dns_max_ttl", "dns_nxdomain_ttl", "server_fast_close",
+            "metrics_listen_addr", "metrics_listen_port", "workers", "worker_cpu_affinity", "server_tls_direct", "auth_hba_file", "peer_id", "query_wait_notify", "dns_max_ttl", "dns_nxdomain_ttl", "server_fast_close",
             "tcp_keepcnt", "tcp_keepidle", "tcp_keepintvl", "tcp_user_timeout", "tcp_socket_buffer",
             "unix_socket_group", "scram_iterations", "conffile", "service_name", "job_name", "autodb_idle_timeout", "tcp_defer_accept", "suspend_timeout", "auth_ident_file",
             "client_tls_sslmode", "client_tls_key_file", "client_tls_cert_file", "client_tls_ca_file",
