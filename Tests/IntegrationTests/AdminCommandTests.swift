@@ -133,32 +133,39 @@ import Testing
         Self.expectError(admin, "RESUME", contains: "pooler is not paused/suspended", pooler: pooler)
     }
 
-    /// suspend_timeout: a client that does not read its (large) result keeps its buffer
-    /// full; SUSPEND drops it after suspend_timeout and completes; others carry on.
-    @Test func suspendTimeoutDropsAClientThatDoesNotRead() throws {
-        let pooler = try PoolerProcess(settings: ["suspend_timeout = 1", "auth_type = trust"])
-        defer { pooler.stop() }
-        let stuck = try RawSocket(port: pooler.port)
-        defer { stuck.close() }
-        stuck.send(FrontendPacket.startup([("user", "md5app"), ("database", "app_db")]))
+    /// A raw client (md5app, trust) that asks for `megabytes` 1 MB rows and does not read
+    /// them yet, once the pooler's buffer toward it is full (SHOW SOCKETS send_avail > 0).
+    private static func clientWithUnreadResult(_ pooler: PoolerProcess, admin: PQConnection,
+                                               megabytes: Int) throws -> RawSocket {
+        let client = try RawSocket(port: pooler.port)
+        client.send(FrontendPacket.startup([("user", "md5app"), ("database", "app_db")]))
         var ready = false
-        while let message = stuck.readMessage(timeout: 10) {
+        while let message = client.readMessage(timeout: 10) {
             if message.typeCharacter == "Z" { ready = true; break }
         }
         try #require(ready, "the raw client did not log in\n\(pooler.diagnostics)")
-        // ~64 MB of result that this client never reads: the pooler's buffer toward it stays full.
-        let sql = Array("SELECT repeat('x', 1048576) FROM generate_series(1, 64)".utf8) + [0]
-        stuck.send(FrontendPacket.message("Q", length: UInt32(4 + sql.count), body: sql))
-        let admin = try pooler.admin()
-        defer { admin.close() }
-        // The buffer toward the stuck client fills (SHOW SOCKETS send_avail > 0).
+        let sql = Array("SELECT repeat('x', 1048576) FROM generate_series(1, \(megabytes))".utf8) + [0]
+        client.send(FrontendPacket.message("Q", length: UInt32(4 + sql.count), body: sql))
         let filled = try waitUntil(timeout: 10, interval: 0.05) {
             let sockets = try admin.exec("SHOW SOCKETS")
             return sockets.rowIndices(where: ["user": "md5app"]).contains { index in
                 (Int(sockets.value(index, "send_avail") ?? "0") ?? 0) > 0
             }
         }
-        #expect(filled, "\(String(describing: try? admin.exec("SHOW SOCKETS").rows))")
+        try #require(filled, "\(String(describing: try? admin.exec("SHOW SOCKETS").rows))")
+        return client
+    }
+
+    /// suspend_timeout: a client that does not read its (large) result keeps its buffer
+    /// full; SUSPEND drops it after suspend_timeout and completes; others carry on.
+    @Test func suspendTimeoutDropsAClientThatDoesNotRead() throws {
+        let pooler = try PoolerProcess(settings: ["suspend_timeout = 1", "auth_type = trust"])
+        defer { pooler.stop() }
+        let admin = try pooler.admin()
+        defer { admin.close() }
+        // ~64 MB of result that this client never reads: the pooler's buffer toward it stays full.
+        let stuck = try Self.clientWithUnreadResult(pooler, admin: admin, megabytes: 64)
+        defer { stuck.close() }
         let started = monotonicSeconds()
         try admin.exec("SUSPEND", timeout: 15)
         let waited = monotonicSeconds() - started
@@ -178,25 +185,10 @@ import Testing
     @Test func suspendWaitsForAClientToReadItsResult() throws {
         let pooler = try PoolerProcess(settings: ["suspend_timeout = 60", "auth_type = trust"])
         defer { pooler.stop() }
-        let slow = try RawSocket(port: pooler.port)
-        defer { slow.close() }
-        slow.send(FrontendPacket.startup([("user", "md5app"), ("database", "app_db")]))
-        var ready = false
-        while let message = slow.readMessage(timeout: 10) {
-            if message.typeCharacter == "Z" { ready = true; break }
-        }
-        try #require(ready, "the raw client did not log in\n\(pooler.diagnostics)")
-        let sql = Array("SELECT repeat('x', 1048576) FROM generate_series(1, 16)".utf8) + [0]
-        slow.send(FrontendPacket.message("Q", length: UInt32(4 + sql.count), body: sql))
         let admin = try pooler.admin()
         defer { admin.close() }
-        let filled = try waitUntil(timeout: 10, interval: 0.05) {
-            let sockets = try admin.exec("SHOW SOCKETS")
-            return sockets.rowIndices(where: ["user": "md5app"]).contains { index in
-                (Int(sockets.value(index, "send_avail") ?? "0") ?? 0) > 0
-            }
-        }
-        try #require(filled, "\(String(describing: try? admin.exec("SHOW SOCKETS").rows))")
+        let slow = try Self.clientWithUnreadResult(pooler, admin: admin, megabytes: 16)
+        defer { slow.close() }
         let suspender = try pooler.admin()
         defer { suspender.close() }
         let suspend = Background { try suspender.exec("SUSPEND", timeout: 30) }
