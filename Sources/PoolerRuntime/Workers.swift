@@ -343,7 +343,7 @@ final class Workers: @unchecked Sendable {
         return word
     }()
 
-    var serversInTransit: Int { Int(pooler_atomic_load(inTransit)) }
+    var serversInTransit: Int { Int(truncatingIfNeeded: pooler_atomic_load(inTransit)) }
 
     func serverLeftLoop() { pooler_atomic_add(inTransit, 1) }
 
