@@ -184,6 +184,10 @@ extension Pooler {
         pauseMode != .none || pausedDatabases.contains(database)
     }
 
+    func closesServersWhilePaused(database: String) -> Bool {
+        pauseMode == .pause || pausedDatabases.contains(database)
+    }
+
     /// Idle servers of paused pools close now; active ones when released.
     func applyPause() {
         for pool in orderedPools where pool.isPaused { pool.maintain(now: loop.now) }

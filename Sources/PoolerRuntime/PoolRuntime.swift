@@ -116,6 +116,12 @@ final class PoolRuntime {
         pooler.anythingPaused && pooler.isPaused(database: key.database)
     }
 
+    /// PAUSE or KILL (not SUSPEND): servers close as they are released and idle ones at
+    /// once. SUSPEND keeps them, as PgBouncer does: RESUME finds the pool warm.
+    var closesServersWhilePaused: Bool {
+        pooler.anythingPaused && pooler.closesServersWhilePaused(database: key.database)
+    }
+
     func requestServer(for client: ClientConnection) {
         if isPaused {
             state.enqueue(client: client, now: pooler.loop.now)
@@ -408,7 +414,7 @@ final class PoolRuntime {
         let lifetime = serverLifetime
         let expired = lifetime == 0 ? server.linkCount > 0
             : Double(now &- server.connectTime) / 1e6 >= lifetime && state.waiting.isEmpty
-        if server.closeWhenReleased || !pooler.serversUsable || isPaused || expired {
+        if server.closeWhenReleased || !pooler.serversUsable || closesServersWhilePaused || expired {
             server.terminate(reason: server.closeWhenReleased ? "database configuration changed"
                              : isPaused ? "pause mode" : expired ? "server lifetime over" : "pooler shutting down")
             return
@@ -437,6 +443,9 @@ final class PoolRuntime {
             server.check(query: checkQuery)
         }
         if !pooler.pendingAdminReplies.isEmpty { pooler.completePendingAdminReplies() }
+        // SUSPEND waits for every buffer to flush, and a server is released once its
+        // client's output has: a reply waiting on another loop may be due.
+        if pooler.pauseMode == .suspend { pooler.workers.pokeAdminReplies(from: pooler.workerIndex) }
         publish()
     }
 
@@ -445,7 +454,7 @@ final class PoolRuntime {
         servers[server.id] = nil
         pooler.workers.serverClosed(key)
         publish()
-        pooler.serverCountChanged()
+        pooler.adminRepliesMayBeDue()
         if !state.waiting.isEmpty || !welcomeWaiters.isEmpty || !replicationWaiters.isEmpty { launchServers() }
     }
 
@@ -531,7 +540,10 @@ final class PoolRuntime {
             }
         }
         if isPaused {
-            for server in state.idle where state.removeIdle(server) { server.terminate(reason: "pause mode") }
+            // SUSPEND: servers stay as they are until RESUME (no idle timeouts either).
+            if closesServersWhilePaused {
+                for server in state.idle where state.removeIdle(server) { server.terminate(reason: "pause mode") }
+            }
             return
         }
         // server_idle_timeout and server_lifetime close idle servers above min_pool_size

@@ -672,10 +672,11 @@ final class Pooler {
         }
     }
 
-    /// Servers opened or closed: PAUSE/WAIT_CLOSE replies and shutdown may be due.
-    func serverCountChanged() {
+    /// Servers opened, closed or arrived from another loop: PAUSE/WAIT_CLOSE replies
+    /// here and on the other loops may be due.
+    func adminRepliesMayBeDue() {
         completePendingAdminReplies()
-        workers.serverClosed(on: workerIndex)
+        workers.pokeAdminReplies(from: workerIndex)
     }
 
     var configPath = ""

@@ -151,7 +151,7 @@ extension Pooler {
     /// A server handed over closed on its way.
     private func arrivedNowhere() {
         workers.serverArrived()
-        serverCountChanged()
+        adminRepliesMayBeDue()
     }
 
     /// A server handed over by another loop joins this loop's pool as if it had just
@@ -171,7 +171,7 @@ extension Pooler {
         }
         pool.servers[server.id] = server
         workers.serverArrived()
-        serverCountChanged()
+        adminRepliesMayBeDue()
         pool.state.serverLoginStarted(server)
         do {
             try server.register()

@@ -348,7 +348,7 @@ final class Workers: @unchecked Sendable {
     func serverLeftLoop() { pooler_atomic_add(inTransit, 1) }
 
     /// The server handed over has joined its new loop's pool, or closed on the way (the
-    /// caller then tells the replies waiting: Pooler.serverCountChanged).
+    /// caller then tells the replies waiting: Pooler.adminRepliesMayBeDue).
     func serverArrived() { pooler_atomic_add(inTransit, UInt64.max) } // minus one
 
     func setAdminRepliesWaiting(loop: Int, _ waiting: Bool) {
@@ -360,12 +360,15 @@ final class Workers: @unchecked Sendable {
         }
     }
 
-    /// A server closed on loop `index` (PAUSE closes servers as they are released,
-    /// WAIT_CLOSE waits for retired ones): loops whose admin replies wait on every loop's
-    /// servers look again now, not at their next janitor tick. Closes are few (at most
-    /// one per server), so this never floods the admin loop.
+    /// Something on loop `index` that an admin reply may wait for happened: a server
+    /// closed (PAUSE closes servers as they are released, WAIT_CLOSE waits for retired
+    /// ones) or arrived, or a server was released while suspended (SUSPEND waits for
+    /// flushed buffers). Loops whose replies wait on every loop look again now, not at
+    /// their next janitor tick. This costs one atomic load when no reply waits, and
+    /// while one does these events are few (at most one per server, or per transaction
+    /// in flight when SUSPEND came).
     @inline(__always)
-    func serverClosed(on index: Int) {
+    func pokeAdminReplies(from index: Int) {
         guard count > 1 else { return }
         let waiting = pooler_atomic_load(adminWaitingLoops) & ~(UInt64(1) << UInt64(index))
         guard waiting != 0 else { return }

@@ -113,12 +113,14 @@ import Testing
         Self.expectError(admin, "RESUME", contains: "pooler is not paused/suspended", pooler: pooler)
     }
 
+    /// SUSPEND keeps the server connections (as PgBouncer does): after RESUME the client
+    /// runs on the same backend, no server logged in again.
     @Test func suspendThenResume() throws {
-        let pooler = try PoolerProcess()
+        let pooler = try PoolerProcess(settings: ["default_pool_size = 1"])
         defer { pooler.stop() }
         let client = try pooler.connect()
         defer { client.close() }
-        #expect(try client.exec("SELECT 1").scalar == "1")
+        let backend = try Self.backend(client)
         let admin = try pooler.admin()
         defer { admin.close() }
 
@@ -130,6 +132,8 @@ import Testing
         try admin.exec("RESUME", timeout: 10)
         let answer = query.wait(timeout: 10)
         #expect((try? answer?.get()) == "8", "\(String(describing: answer))\n\(pooler.diagnostics)")
+        #expect(try Self.backend(client) == backend, "the server was not kept through SUSPEND\n\(pooler.diagnostics)")
+        #expect(!pooler.logText.contains("pause mode"), "\(pooler.diagnostics)")
         Self.expectError(admin, "RESUME", contains: "pooler is not paused/suspended", pooler: pooler)
     }
 
