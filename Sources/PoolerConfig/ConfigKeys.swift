@@ -174,7 +174,7 @@ public enum ConfigKeys {
 
     private static let extensions: [ConfigKey] = [
         K("workers", .int, "0", .int(\.workers), reloadable: false,
-          help: "Event loops (threads), each serving its share of the clients with its own servers; pool limits stay global. 0 means one per CPU the process may run on; 1 runs a single loop as PgBouncer does."),
+          help: "Event loops (threads), each serving its share of the clients with its own servers; pool limits stay global. 0 means one per CPU the process may run on (its affinity mask), at most its cgroup CPU limit rounded up (a container's CPU limit); 1 runs a single loop as PgBouncer does."),
         K("worker_cpu_affinity", .bool, "0", .bool(\.workerCpuAffinity), reloadable: false,
           help: "Pin each event loop to one CPU (loop i to the i-th CPU the process may run on, round robin) instead of letting the kernel move it. Helps when the pooler shares a few cores with busy neighbours such as PostgreSQL itself (pgbench -S on 2 cores shared with PostgreSQL: 3-5% more tps at 50 and 200 clients, no clear change at 10); leave it off where other tenants may keep a core busy."),
         K("metrics_listen_addr", .string, "", .string(\.metricsListenAddr), reloadable: false,

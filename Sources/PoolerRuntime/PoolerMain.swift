@@ -1,6 +1,7 @@
 import CLinuxShims
 import Glibc
 import PoolerConfig
+import PoolerIO
 
 /// Command line as PgBouncer's: `pooler [-d] [-q] [-v...] [-u user] [-V] [-h] INI`.
 public enum PoolerMain {
@@ -76,11 +77,19 @@ public enum PoolerMain {
         log.configureSyslog(enabled: settings.syslog, ident: settings.syslogIdent, facility: settings.syslogFacility)
         for warning in config.warnings { log.warning(warning) }
         FileDescriptorLimit.check(settings: settings, config: config, log: log)
-        // workers = 0: one loop per CPU this process may run on (a cpuset or taskset
-        // counts, as for Go's GOMAXPROCS), else per online CPU.
-        let allowedCPUs = Workers.allowedCPUs()
-        let workerCount = settings.workers > 0 ? settings.workers
-            : max(allowedCPUs?.count ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 1)
+        // workers = 0: one loop per CPU this process may use (see CPUBudget).
+        let allowedCPUs = CPUBudget.allowedCPUs()
+        let workerCount: Int
+        if settings.workers > 0 {
+            workerCount = settings.workers
+        } else {
+            let allowed = allowedCPUs?.count ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+            let quota = CPUBudget.currentQuota()
+            workerCount = CPUBudget.workers(allowedCPUs: allowed, quota: quota)
+            if workerCount < allowed, let quota {
+                log.info("workers = 0: \(workerCount) event loop\(workerCount == 1 ? "" : "s") for the cgroup CPU limit of \(quota) (\(allowed) CPUs allowed)")
+            }
+        }
         let workers = Workers(count: workerCount)
         if settings.workerCpuAffinity {
             if let allowedCPUs { workers.pinnedCPUs = allowedCPUs } else { log.warning("worker_cpu_affinity: the CPUs this process may use are unknown; loops are not pinned") }

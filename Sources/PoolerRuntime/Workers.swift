@@ -48,15 +48,6 @@ final class Workers: @unchecked Sendable {
         }
     }
 
-    /// The CPUs this process may run on (its affinity mask, which a container's cpuset or
-    /// taskset narrows), in order; nil if the kernel would not say.
-    static func allowedCPUs() -> [Int32]? {
-        var cpus = [Int32](repeating: 0, count: 1024)
-        let count = cpus.withUnsafeMutableBufferPointer { pooler_allowed_cpus($0.baseAddress, Int32($0.count)) }
-        guard count > 0 else { return nil }
-        return Array(cpus.prefix(Int(count)))
-    }
-
     /// Runs loops 1..<count on threads of their own (loop 0 runs on the caller's).
     func startThreads() throws {
         for pooler in loops.dropFirst() {
