@@ -134,6 +134,14 @@ public struct PoolState<Server: PoolMember, Client: AnyObject> {
         return nil
     }
 
+    /// A server released while the pooler is suspended: idle even when clients wait
+    /// (PgBouncer hands out no server while suspended; RESUME serves the queue).
+    public mutating func park(_ server: consuming Server) {
+        leave(server)
+        server.poolMembership = .idle
+        idle.append(consume server)
+    }
+
     /// Takes an idle server out for maintenance or closing.
     public mutating func removeIdle(_ server: Server) -> Bool {
         guard server.poolMembership == .idle else { return false }

@@ -419,6 +419,18 @@ final class PoolRuntime {
                              : isPaused ? "pause mode" : expired ? "server lifetime over" : "pooler shutting down")
             return
         }
+        if isPaused {
+            // SUSPEND (PAUSE closed it above): the server parks and serves nobody until
+            // RESUME. SUSPEND's reply waits for every buffer to flush, and a server is
+            // released once its client's output has: replies here or on another loop
+            // may be due.
+            server.becameIdle()
+            state.park(consume server)
+            pooler.serverBecameIdle()
+            pooler.adminRepliesMayBeDue()
+            publish()
+            return
+        }
         // workers > 1: the other loop whose client has waited longest, if any (one read
         // of the board per release).
         var waitingLoop = -1
@@ -443,9 +455,6 @@ final class PoolRuntime {
             server.check(query: checkQuery)
         }
         if !pooler.pendingAdminReplies.isEmpty { pooler.completePendingAdminReplies() }
-        // SUSPEND waits for every buffer to flush, and a server is released once its
-        // client's output has: a reply waiting on another loop may be due.
-        if pooler.pauseMode == .suspend { pooler.workers.pokeAdminReplies(from: pooler.workerIndex) }
         publish()
     }
 

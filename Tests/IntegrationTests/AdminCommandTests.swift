@@ -137,6 +137,41 @@ import Testing
         Self.expectError(admin, "RESUME", contains: "pooler is not paused/suspended", pooler: pooler)
     }
 
+    /// While suspended nobody is served, as in PgBouncer: a client queued for the only
+    /// server (busy before SUSPEND) still waits after that server is released, and runs
+    /// on it after RESUME.
+    @Test func suspendServesNoWaitingClientUntilResume() throws {
+        let pooler = try PoolerProcess(settings: ["default_pool_size = 1"])
+        defer { pooler.stop() }
+        let busy = try pooler.connect()
+        defer { busy.close() }
+        let waiter = try pooler.connect()
+        defer { waiter.close() }
+        let admin = try pooler.admin()
+        defer { admin.close() }
+        #expect(try busy.exec("SELECT 1").scalar == "1")
+        let sleeping = Background { try busy.exec("SELECT pg_sleep(1)", timeout: 20).scalar }
+        // The waiter queues behind the busy server (SHOW POOLS cl_waiting).
+        let queued = Background { try waiter.exec("SELECT 2", timeout: 20).scalar }
+        let waiting = try waitUntil(timeout: 10, interval: 0.02) {
+            let pools = try admin.exec("SHOW POOLS")
+            return pools.rowIndices(where: ["database": "app_db", "user": "app"]).contains { index in
+                (Int(pools.value(index, "cl_waiting") ?? "0") ?? 0) > 0
+            }
+        }
+        try #require(waiting, "the second client did not queue\n\(pooler.diagnostics)")
+        try admin.exec("SUSPEND", timeout: 10)
+        switch sleeping.wait(timeout: 10) {
+        case .success?: break
+        default: Issue.record("the query running before SUSPEND did not finish\n\(pooler.diagnostics)")
+        }
+        #expect(!waitUntil(timeout: 0.7) { queued.isDone },
+                "a queued client was served while suspended: \(String(describing: queued.wait(timeout: 0)))")
+        try admin.exec("RESUME", timeout: 10)
+        let answer = queued.wait(timeout: 10)
+        #expect((try? answer?.get()) == "2", "\(String(describing: answer))\n\(pooler.diagnostics)")
+    }
+
     /// A raw client (md5app, trust) that asks for `megabytes` 1 MB rows and does not read
     /// them yet, once the pooler's buffer toward it is full (SHOW SOCKETS send_avail > 0).
     private static func clientWithUnreadResult(_ pooler: PoolerProcess, admin: PQConnection,

@@ -43,6 +43,26 @@ final class TestClient {}
         #expect(pool.serversToOpen(now: 10) == 300)
     }
 
+    /// SUSPEND: a released server parks idle although a client waits; the waiter stays
+    /// first in line and gets the server once it is offered again (RESUME).
+    @Test func parkedServerServesNobody() {
+        var pool = State(key: key, limits: PoolLimits(poolSize: 1))
+        let (c1, c2) = (TestClient(), TestClient())
+        let server = TestServer()
+        _ = pool.request(client: c1, now: 1)
+        pool.serverLoginStarted(server)
+        #expect(pool.serverReady(server) === c1)
+        _ = pool.request(client: c2, now: 2)
+        #expect(pool.activeCount == 1 && pool.waiting.count == 1)
+        pool.park(server)
+        #expect(pool.activeCount == 0 && pool.idle.count == 1 && pool.idle[0] === server)
+        #expect(pool.waiting.count == 1 && pool.waiting[0].client === c2)
+        let removed = pool.removeIdle(server)
+        #expect(removed)
+        let next = pool.serverReady(server)
+        #expect(next === c2)
+    }
+
     @Test func waitingClientsAreServedFIFO() {
         var pool = State(key: key, limits: PoolLimits(poolSize: 1))
         let (c1, c2, c3, c4) = (TestClient(), TestClient(), TestClient(), TestClient())
