@@ -122,20 +122,20 @@ public struct PoolState<Server: PoolMember, Client: AnyObject> {
     /// waiting client, or to the idle list (the caller's reference moves there: no
     /// retain per release).
     public mutating func serverReady(_ server: consuming Server) -> Client? {
-        leave(server)
-        if !waiting.isEmpty {
-            let waiter = waiting.removeFirst()
-            server.poolMembership = .active
-            activeCount += 1
-            return waiter.client
+        guard !waiting.isEmpty else {
+            park(consume server)
+            return nil
         }
-        server.poolMembership = .idle
-        idle.append(consume server)
-        return nil
+        leave(server)
+        let waiter = waiting.removeFirst()
+        server.poolMembership = .active
+        activeCount += 1
+        return waiter.client
     }
 
-    /// A server released while the pooler is suspended: idle even when clients wait
-    /// (PgBouncer hands out no server while suspended; RESUME serves the queue).
+    /// The server goes to the idle list, whoever waits: serverReady's path when nobody
+    /// does, and a release while the pooler is suspended (PgBouncer hands out no server
+    /// while suspended; RESUME serves the queue).
     public mutating func park(_ server: consuming Server) {
         leave(server)
         server.poolMembership = .idle

@@ -70,7 +70,7 @@ public enum CPUBudget {
     /// The smallest quota on the process's cgroup path, read from /sys/fs/cgroup; nil
     /// when there is none or the files are not there.
     public static func currentQuota() -> Double? {
-        guard let text = readSmallFile("/proc/self/cgroup") else { return nil }
+        guard let text = Syscall.readSmallFile("/proc/self/cgroup") else { return nil }
         let paths = cgroupPaths(text)
         var smallest: Double?
         func consider(_ quota: Double?) {
@@ -78,9 +78,9 @@ public enum CPUBudget {
         }
         if let unified = paths.unified {
             // Pure v2 mounts the hierarchy at /sys/fs/cgroup; hybrid at .../unified.
-            let root = readSmallFile("/sys/fs/cgroup/cgroup.controllers") != nil ? "/sys/fs/cgroup" : "/sys/fs/cgroup/unified"
+            let root = Syscall.readSmallFile("/sys/fs/cgroup/cgroup.controllers") != nil ? "/sys/fs/cgroup" : "/sys/fs/cgroup/unified"
             for path in pathAndAncestors(unified) {
-                if let text = readSmallFile(root + (path == "/" ? "" : path) + "/cpu.max") { consider(parseCPUMax(text)) }
+                if let text = Syscall.readSmallFile(root + (path == "/" ? "" : path) + "/cpu.max") { consider(parseCPUMax(text)) }
             }
         }
         if let cpu = paths.cpu {
@@ -88,8 +88,8 @@ public enum CPUBudget {
                 var found = false
                 for path in pathAndAncestors(cpu) {
                     let directory = root + (path == "/" ? "" : path)
-                    if let quota = readSmallFile(directory + "/cpu.cfs_quota_us"),
-                       let period = readSmallFile(directory + "/cpu.cfs_period_us") {
+                    if let quota = Syscall.readSmallFile(directory + "/cpu.cfs_quota_us"),
+                       let period = Syscall.readSmallFile(directory + "/cpu.cfs_period_us") {
                         found = true
                         consider(parseCFS(quota: quota, period: period))
                     }
@@ -98,17 +98,6 @@ public enum CPUBudget {
             }
         }
         return smallest
-    }
-
-    /// A file of at most 4 KB (cgroup and /proc files), or nil.
-    static func readSmallFile(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: 4096)
-        let count = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard count >= 0 else { return nil }
-        return String(decoding: bytes[0..<count], as: UTF8.self)
     }
 }
 

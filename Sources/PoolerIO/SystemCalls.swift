@@ -155,6 +155,21 @@ public enum Syscall {
 
     public static func unlink(_ path: String) { _ = Glibc.unlink(path) }
 
+    /// A small file's text (at most 4 KB: /proc and cgroup files), or nil if it cannot be
+    /// read.
+    public static func readSmallFile(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { Glibc.close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 4096)
+        var count = -1
+        repeat {
+            count = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        } while count < 0 && errno == EINTR
+        guard count >= 0 else { return nil }
+        return String(decoding: bytes[0..<count], as: UTF8.self)
+    }
+
     public static func monotonicMicroseconds() -> UInt64 { pooler_monotonic_usec() }
 
     /// The OS user id of a unix-socket peer.

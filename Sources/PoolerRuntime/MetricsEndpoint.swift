@@ -77,7 +77,7 @@ final class MetricsConnection: Connection {
 enum ProcessMetricsReader {
     static func read(startTime: Int) -> ProcessMetrics {
         var cpu = 0.0
-        if let stat = readFile("/proc/self/stat"), let close = stat.lastIndex(of: ")") {
+        if let stat = Syscall.readSmallFile("/proc/self/stat"), let close = stat.lastIndex(of: ")") {
             let fields = stat[stat.index(after: close)...].split(separator: " ")
             // fields[0] is the state; utime and stime are the 14th and 15th fields overall.
             if fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) {
@@ -85,7 +85,7 @@ enum ProcessMetricsReader {
             }
         }
         var resident = 0
-        if let statm = readFile("/proc/self/statm") {
+        if let statm = Syscall.readSmallFile("/proc/self/statm") {
             let fields = statm.split(separator: " ")
             if fields.count > 1, let pages = Int(fields[1]) { resident = pages * Int(sysconf(Int32(_SC_PAGESIZE))) }
         }
@@ -100,14 +100,6 @@ enum ProcessMetricsReader {
         getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         return ProcessMetrics(cpuSeconds: cpu, residentBytes: resident, openFDs: max(fds - 1, 0),
                               maxFDs: Int(limit.rlim_cur), startTimeSeconds: Double(startTime))
-    }
-
-    private static func readFile(_ path: String) -> String? {
-        guard let file = fopen(path, "r") else { return nil }
-        defer { fclose(file) }
-        var buffer = [CChar](repeating: 0, count: 4096)
-        guard fgets(&buffer, Int32(buffer.count), file) != nil else { return nil }
-        return String(cString: buffer)
     }
 }
 

@@ -320,19 +320,18 @@ final class Workers: @unchecked Sendable {
 
     /// Loops with admin replies waiting for a state (PAUSE, WAIT_CLOSE, SUSPEND), one
     /// bit each; written under the lock, read without it when a server closes.
-    private let adminWaitingLoops: UnsafeMutablePointer<UInt64> = {
-        let word = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
-        word.initialize(to: 0)
-        return word
-    }()
+    private let adminWaitingLoops = Workers.atomicWord()
 
     /// Servers handed over by one loop and not yet adopted by another: in no pool's
     /// list, so WAIT_CLOSE, which looks at the lists, waits until they have arrived.
-    private let inTransit: UnsafeMutablePointer<UInt64> = {
+    private let inTransit = Workers.atomicWord()
+
+    /// A zeroed word for pooler_atomic_* (lives as long as the process, like Workers).
+    private static func atomicWord() -> UnsafeMutablePointer<UInt64> {
         let word = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
         word.initialize(to: 0)
         return word
-    }()
+    }
 
     var serversInTransit: Int { Int(truncatingIfNeeded: pooler_atomic_load(inTransit)) }
 
