@@ -79,12 +79,10 @@ extension AdminService {
             pooler.everyLoop { pooler in
                 if let database {
                     pooler.pausedDatabases.remove(database)
+                    for pool in pooler.orderedPools where !pool.isPaused { pool.resumed() }
                 } else {
-                    let wasSuspended = pooler.pauseMode == .suspend
-                    pooler.pauseMode = .none
-                    if wasSuspended { pooler.resumeReading() }
+                    pooler.resume(clearingPausedDatabases: false)
                 }
-                for pool in pooler.orderedPools where !pool.isPaused { pool.resumed() }
             }
             writer.commandComplete(tag)
         case .suspend:
@@ -94,6 +92,7 @@ extension AdminService {
             pooler.everyLoop { pooler in
                 pooler.pauseMode = .suspend
                 pooler.suspendReading(except: client)
+                pooler.stopAccepting()
             }
             replyWhen(client, .suspended, tag, into: &writer)
         case .kill(let database):
@@ -268,6 +267,34 @@ extension Pooler {
             client.suspended = true
             client.updateInterest()
         }
+    }
+
+    /// RESUME (SIGUSR2 also forgets paused databases): this loop serves again, and after
+    /// SUSPEND reads its clients and accepts again.
+    func resume(clearingPausedDatabases: Bool) {
+        let wasSuspended = pauseMode == .suspend
+        pauseMode = .none
+        if clearingPausedDatabases { pausedDatabases.removeAll() }
+        if wasSuspended {
+            resumeReading()
+            resumeAccepting()
+        }
+        for pool in orderedPools where !pool.isPaused { pool.resumed() }
+    }
+
+    /// As PgBouncer's admin_pause_done: once a SUSPEND has flushed everything and no
+    /// admin console connection is left (nobody can connect to say RESUME while the
+    /// listeners are off), the pooler resumes by itself. Loop 0's janitor, while suspended.
+    func resumeIfSuspendedWithoutAdmin() {
+        var adminLeft = false
+        var flushed = true
+        everyLoop { pooler in
+            adminLeft = adminLeft || pooler.clients.values.contains { $0.isAdmin }
+            flushed = flushed && pooler.holds(.suspended)
+        }
+        guard !adminLeft && flushed else { return }
+        log.info("admin disappeared when suspended, doing RESUME")
+        everyLoop { $0.resume(clearingPausedDatabases: false) }
     }
 
     func resumeReading() {

@@ -188,6 +188,9 @@ final class ClientConnection: Connection {
     }
 
     override func outputDrained() {
+        // SUSPEND answers once every buffer is flushed. In transaction mode a server's
+        // release says so too, in session mode only this.
+        if suspended { pooler.adminRepliesMayBeDue() }
         guard peerPausedForBackpressure else { return }
         peerPausedForBackpressure = false
         server?.resumeReading()

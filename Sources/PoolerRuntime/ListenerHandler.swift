@@ -7,8 +7,11 @@ final class ListenerHandler: EventHandler {
     let fd: Int32
     let isUnix: Bool
     let port: Int
-    var token: UInt64 = 0
+    /// UInt64.max while off the loop's epoll set (SUSPEND, see stopAccepting).
+    var token: UInt64 = .max
     let path: String?
+    /// The epoll events it is registered with.
+    private(set) var events: UInt32 = 0
 
     init(pooler: Pooler, fd: Int32, isUnix: Bool, port: Int, path: String?) {
         self.pooler = pooler
@@ -34,6 +37,24 @@ final class ListenerHandler: EventHandler {
             let remote = SocketAddress(storage: storage)
             pooler.accept(fd: clientFD, remote: remote, localPort: port, isUnix: isUnix)
         }
+    }
+
+    func register(events: UInt32) throws {
+        self.events = events
+        token = try pooler.loop.register(fd: fd, events: events, handler: self)
+    }
+
+    /// SUSPEND, as PgBouncer's suspend_pooler: off the epoll set, so that new connections
+    /// wait in the kernel's listen backlog until RESUME. (EPOLLEXCLUSIVE registrations
+    /// cannot be modified, only removed and added again.)
+    func stopAccepting() {
+        pooler.loop.unregister(fd: fd, token: token)
+        token = .max
+    }
+
+    func resumeAccepting() throws {
+        guard token == .max else { return }
+        try register(events: events)
     }
 
     func close() {

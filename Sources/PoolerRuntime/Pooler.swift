@@ -61,6 +61,8 @@ final class Pooler {
     var serversUsable: Bool { (shutdown == .none || shutdown == .waitForClients) && !exiting }
     /// This loop's thread is ending (workers > 1): late work posted to it only settles.
     private(set) var exiting = false
+    /// The process's exit status once loop 0 returns (1 after going down while suspended).
+    private(set) var exitStatus: Int32 = 0
 
     var pauseMode = PauseMode.none { didSet { pauseChanged() } }
     var pausedDatabases: Set<String> = [] { didSet { pauseChanged() } }
@@ -183,8 +185,7 @@ final class Pooler {
         // With several loops each waits on the same listening sockets; EPOLLEXCLUSIVE wakes
         // one of them per connection (a loop busy elsewhere is not in epoll_wait, so the
         // idle ones take the new clients).
-        let events = EventMask.readable | (workers.count > 1 ? EventMask.exclusive : 0)
-        listener.token = try loop.register(fd: fd, events: events, handler: listener)
+        try listener.register(events: EventMask.readable | (workers.count > 1 ? EventMask.exclusive : 0))
         listeners.append(listener)
     }
 
@@ -246,6 +247,22 @@ final class Pooler {
     private func closeListeners(keepUnixSocket: Bool = false) {
         for listener in listeners where !(keepUnixSocket && listener.isUnix) { listener.close() }
         listeners = keepUnixSocket ? listeners.filter(\.isUnix) : []
+    }
+
+    /// SUSPEND: this loop stops accepting (connections wait in the listen backlog).
+    func stopAccepting() {
+        for listener in listeners { listener.stopAccepting() }
+    }
+
+    /// RESUME after SUSPEND: this loop accepts again.
+    func resumeAccepting() {
+        for listener in listeners {
+            do {
+                try listener.resumeAccepting()
+            } catch {
+                log.error("could not accept again on a listening socket after SUSPEND: \(error)")
+            }
+        }
     }
 
     func accept(fd: Int32, remote: SocketAddress, localPort: Int, isUnix: Bool) {
@@ -534,9 +551,11 @@ final class Pooler {
     private func handleSignals() {
         if pooler_take_signal(SIGQUIT) > 0 { beginShutdown(.immediate) }
         if pooler_take_signal(SIGINT) > 0 {
+            if pauseMode == .suspend { return goDownWhileSuspended() }
             beginShutdown(shutdown == .none ? .waitForServers : .immediate)
         }
         if pooler_take_signal(SIGTERM) > 0 {
+            if pauseMode == .suspend { return goDownWhileSuspended() }
             beginShutdown(shutdown == .none ? .waitForClients : .immediate)
         }
         if pooler_take_signal(SIGHUP) > 0 {
@@ -555,20 +574,23 @@ final class Pooler {
         }
         if pooler_take_signal(SIGUSR2) > 0 {
             log.info("got SIGUSR2, continuing")
-            everyLoop { pooler in
-                let wasSuspended = pooler.pauseMode == .suspend
-                pooler.pauseMode = .none
-                pooler.pausedDatabases.removeAll()
-                if wasSuspended { pooler.resumeReading() }
-                for pool in pooler.orderedPools { pool.resumed() }
-            }
+            everyLoop { $0.resume(clearingPausedDatabases: true) }
         }
     }
 
-    func beginShutdown(_ mode: Shutdown) {
+    /// SIGINT or SIGTERM while suspended, as PgBouncer's die(): a graceful shutdown
+    /// would wait for clients that are not read, so the pooler ends at once, with exit
+    /// status 1.
+    private func goDownWhileSuspended() {
+        log.error("suspend was in progress, going down immediately")
+        exitStatus = 1
+        beginShutdown(.immediate, quietly: true)
+    }
+
+    func beginShutdown(_ mode: Shutdown, quietly: Bool = false) {
         switch mode {
         case .none: return
-        case .immediate: log.info("got SIGQUIT or second shutdown signal, fast exit")
+        case .immediate: if !quietly { log.info("got SIGQUIT or second shutdown signal, fast exit") }
         case .waitForServers: log.info("got SIGINT, shutting down, waiting for servers")
         case .waitForClients: log.info("got SIGTERM, shutting down, waiting for clients")
         }
@@ -722,6 +744,7 @@ final class Pooler {
         let cancelTimeout = UInt64(settings.cancelWaitTimeout * 1_000_000)
         for forwarder in cancelForwarders where cancelTimeout > 0 { forwarder.expireIfOlder(than: cancelTimeout, now: now) }
         completePendingAdminReplies()
+        if workerIndex == 0 && pauseMode == .suspend { resumeIfSuspendedWithoutAdmin() }
         resolvedHostsArrived()
         if shutdown != .none { checkShutdownProgress() }
     }

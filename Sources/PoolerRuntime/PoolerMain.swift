@@ -131,7 +131,7 @@ public enum PoolerMain {
         _ = pooler_sd_notify("STOPPING=1")
         log.info("shutting down")
         removePidFile(settings.pidfile)
-        exit(0)
+        exit(pooler.exitStatus)
     }
 
     static func fail(_ message: String) -> Never {

@@ -137,6 +137,50 @@ import Testing
         Self.expectError(admin, "RESUME", contains: "pooler is not paused/suspended", pooler: pooler)
     }
 
+    /// SUSPEND stops accepting connections, as PgBouncer's suspend_pooler: a client that
+    /// connects meanwhile (here to the admin console, whose login needs no server) waits
+    /// in the listen backlog and logs in after RESUME. With two loops too (their
+    /// EPOLLEXCLUSIVE registrations are removed and made again).
+    @Test(arguments: [1, 2])
+    func suspendStopsAcceptingUntilResume(workers: Int) throws {
+        let pooler = try PoolerProcess(settings: ["workers = \(workers)"])
+        defer { pooler.stop() }
+        let admin = try pooler.admin()
+        defer { admin.close() }
+        try admin.exec("SUSPEND", timeout: 10)
+        let late = Background { () throws -> String? in
+            let console = try pooler.admin()
+            defer { console.close() }
+            return try console.exec("SHOW VERSION", timeout: 20).scalar
+        }
+        #expect(!waitUntil(timeout: 0.7) { late.isDone },
+                "a client logged in while suspended: \(String(describing: late.wait(timeout: 0)))")
+        try admin.exec("RESUME", timeout: 10)
+        let answer = late.wait(timeout: 20)
+        #expect(((try? answer?.get()) ?? nil)?.isEmpty == false, "\(String(describing: answer))\n\(pooler.diagnostics)")
+    }
+
+    /// As PgBouncer: once suspended with no admin console connection left (nobody could
+    /// connect to say RESUME), the pooler resumes by itself.
+    @Test func suspendResumesWhenTheAdminDisconnects() throws {
+        let pooler = try PoolerProcess()
+        defer { pooler.stop() }
+        let client = try pooler.connect()
+        defer { client.close() }
+        let admin = try pooler.admin()
+        try admin.exec("SUSPEND", timeout: 10)
+        let query = Background { try client.exec("SELECT 7", timeout: 20).scalar }
+        #expect(!waitUntil(timeout: 0.5) { query.isDone },
+                "a query ran while suspended: \(String(describing: query.wait(timeout: 0)))")
+        admin.close()
+        let answer = query.wait(timeout: 10)
+        #expect((try? answer?.get()) == "7", "\(String(describing: answer))\n\(pooler.diagnostics)")
+        #expect(pooler.logText.contains("admin disappeared when suspended, doing RESUME"), "\(pooler.diagnostics)")
+        let fresh = try pooler.connect(timeout: 10)
+        defer { fresh.close() }
+        #expect(try fresh.exec("SELECT 1").scalar == "1")
+    }
+
     /// While suspended nobody is served, as in PgBouncer: a client queued for the only
     /// server (busy before SUSPEND) still waits after that server is released, and runs
     /// on it after RESUME.
@@ -220,9 +264,10 @@ import Testing
     /// SUSPEND waits for every buffer to be flushed: a client that does not read its
     /// (large) result holds it back; once the client has read it all, SUSPEND completes
     /// (long before suspend_timeout, without dropping the client), and after RESUME the
-    /// client goes on.
-    @Test func suspendWaitsForAClientToReadItsResult() throws {
-        let pooler = try PoolerProcess(settings: ["suspend_timeout = 60", "auth_type = trust"])
+    /// client goes on. In session mode too, where no server is released at the end.
+    @Test(arguments: ["transaction", "session"])
+    func suspendWaitsForAClientToReadItsResult(poolMode: String) throws {
+        let pooler = try PoolerProcess(settings: ["suspend_timeout = 60", "auth_type = trust", "pool_mode = \(poolMode)"])
         defer { pooler.stop() }
         let admin = try pooler.admin()
         defer { admin.close() }

@@ -100,6 +100,28 @@ import Testing
         #expect(throws: PQError.self, "the pooler is gone") { try idle.exec("SELECT 1", timeout: 5) }
     }
 
+    /// As PgBouncer: SIGTERM or SIGINT while suspended ends the pooler at once (its
+    /// clients are not read, so waiting for them or their transactions could last
+    /// forever).
+    @Test(arguments: [SIGTERM, SIGINT])
+    func shutdownSignalWhileSuspendedExitsAtOnce(signal: Int32) throws {
+        let pooler = try PoolerProcess()
+        defer { pooler.stop() }
+        let busy = try pooler.connect()
+        defer { busy.close() }
+        try busy.exec("BEGIN")
+        try busy.exec("SELECT 1")
+        let admin = try pooler.admin()
+        defer { admin.close() }
+        try admin.exec("SUSPEND", timeout: 10)
+
+        #expect(pooler.send(signal: signal))
+        let status = pooler.waitForExit(timeout: 5)
+        #expect(status != nil, "signal \(signal) while suspended should end the pooler at once\n\(pooler.diagnostics)")
+        if let status { #expect(status == 1, "exit status after going down while suspended, as PgBouncer's die()") }
+        #expect(pooler.logText.contains("suspend was in progress, going down immediately"), "\(pooler.diagnostics)")
+    }
+
     @Test func secondSigintExitsAtOnce() throws {
         let pooler = try PoolerProcess()
         defer { pooler.stop() }
