@@ -30,7 +30,9 @@ final class ListenerHandler: EventHandler {
             do {
                 accepted = try Syscall.accept(fd, address: &storage)
             } catch {
-                pooler.log.warning("accept failed: \(error)")
+                // Reset while it waited in the backlog: on to the next one.
+                if error.errno == ECONNABORTED { continue }
+                pooler.acceptFailed(error)
                 return
             }
             guard let clientFD = accepted else { return }

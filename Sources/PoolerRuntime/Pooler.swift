@@ -254,6 +254,20 @@ final class Pooler {
         for listener in listeners { listener.stopAccepting() }
     }
 
+    /// Loop time at which this loop accepts again after accept() failed (0: it has not).
+    private var acceptRetryAt: UInt64 = 0
+    /// How long accepting stays off after accept() failed: PgBouncer's err_timeout.
+    static let acceptRetryDelay: UInt64 = 5_000_000
+
+    /// accept() failed, most likely for want of descriptors (EMFILE, ENFILE). Trying
+    /// again at once would spin, the listener staying readable: as PgBouncer, this loop
+    /// says so and stops accepting for acceptRetryDelay (the janitor resumes it).
+    func acceptFailed(_ error: SystemError) {
+        log.error("accept() failed: \(String(cString: strerror(error.errno)))")
+        stopAccepting()
+        acceptRetryAt = loop.now &+ Self.acceptRetryDelay
+    }
+
     /// RESUME after SUSPEND: this loop accepts again.
     func resumeAccepting() {
         for listener in listeners {
@@ -745,6 +759,10 @@ final class Pooler {
         for forwarder in cancelForwarders where cancelTimeout > 0 { forwarder.expireIfOlder(than: cancelTimeout, now: now) }
         completePendingAdminReplies()
         if workerIndex == 0 && pauseMode == .suspend { resumeIfSuspendedWithoutAdmin() }
+        if acceptRetryAt != 0 && now >= acceptRetryAt {
+            acceptRetryAt = 0
+            if pauseMode != .suspend { resumeAccepting() }
+        }
         resolvedHostsArrived()
         if shutdown != .none { checkShutdownProgress() }
     }

@@ -34,9 +34,11 @@ final class PoolerProcess: @unchecked Sendable {
     /// - fixedPort: listen on this port (e.g. a second instance with so_reuseport).
     /// - prepare: called with the run directory before the pooler starts (to write
     ///   files such as an auth_hba_file there); returns more `key = value` lines.
+    /// - fileLimit: the pooler's RLIMIT_NOFILE (soft and hard), set with prlimit.
     init(settings: [String] = [], databases: [String]? = nil, userlist: String? = nil,
          arguments: [String] = [], peers: [String] = [], users: [String] = [], fixedPort: Int? = nil,
-         prepare: ((_ runDirectory: String) throws -> [String])? = nil) throws {
+         fileLimit: Int? = nil, prepare: ((_ runDirectory: String) throws -> [String])? = nil) throws {
+        self.fileLimit = fileLimit
         let binary = try TestEnvironment.poolerBinary()
         cluster = try PostgresCluster.shared()
         let runAs = TestEnvironment.poolerRunAs
@@ -67,6 +69,8 @@ final class PoolerProcess: @unchecked Sendable {
         throw HarnessError("pooler could not bind a port after 3 attempts:\n" + failures.joined(separator: "\n"))
     }
 
+    private let fileLimit: Int?
+
     deinit { stop() }
 
     private enum LaunchOutcome {
@@ -75,7 +79,8 @@ final class PoolerProcess: @unchecked Sendable {
     }
 
     private func launch(binary: String, arguments: [String], runAs: String?, sharedPort: Bool) throws -> LaunchOutcome {
-        let argv = TestEnvironment.command([binary] + arguments + [iniPath], asUser: runAs)
+        let limit = fileLimit.map { ["prlimit", "--nofile=\($0):\($0)", "--"] } ?? []
+        let argv = TestEnvironment.command(limit + [binary] + arguments + [iniPath], asUser: runAs)
         unlink(stderrPath)
         unlink(logPath)
         let child = try Subprocess.spawn(argv, stdoutPath: stderrPath, stderrPath: stderrPath)
