@@ -104,20 +104,11 @@ enum ProcessMetricsReader {
 }
 
 /// Accepts metrics connections.
-final class MetricsListener: EventHandler {
-    unowned let pooler: Pooler
-    let fd: Int32
-    var token: UInt64 = 0
-
-    init(pooler: Pooler, fd: Int32) {
-        self.pooler = pooler
-        self.fd = fd
-    }
-
+final class MetricsListener: ListeningSocket {
     override func handleEvents(_ events: UInt32) {
         var storage = sockaddr_storage()
         for _ in 0..<16 {
-            guard let clientFD = (try? Syscall.accept(fd, address: &storage)) ?? nil else { return }
+            guard let clientFD = acceptNext(&storage) else { return }
             let remote = SocketAddress(storage: storage)
             let connection = MetricsConnection(pooler: pooler, fd: clientFD, remote: remote, localPort: 0)
             do {

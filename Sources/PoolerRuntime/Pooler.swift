@@ -213,7 +213,7 @@ final class Pooler {
             }
             let fd = try ListenSocket.tcp(resolved, backlog: 16, reusePort: false)
             let listener = MetricsListener(pooler: self, fd: fd)
-            listener.token = try loop.register(fd: fd, events: EventMask.readable, handler: listener)
+            try listener.register(events: EventMask.readable)
             metricsListeners.append(listener)
             log.info("metrics on http://\(resolved)/metrics")
         }
@@ -265,16 +265,19 @@ final class Pooler {
     func acceptFailed(_ error: SystemError) {
         log.error("accept() failed: \(String(cString: strerror(error.errno)))")
         stopAccepting()
+        for listener in metricsListeners { listener.stopAccepting() }
         acceptRetryAt = loop.now &+ Self.acceptRetryDelay
     }
 
-    /// RESUME after SUSPEND: this loop accepts again.
+    /// RESUME after SUSPEND, or acceptRetryDelay after accept() failed: this loop
+    /// accepts again (client connections not while suspended).
     func resumeAccepting() {
-        for listener in listeners {
+        let sockets: [ListeningSocket] = (pauseMode == .suspend ? [] : listeners) + metricsListeners
+        for socket in sockets {
             do {
-                try listener.resumeAccepting()
+                try socket.resumeAccepting()
             } catch {
-                log.error("could not accept again on a listening socket after SUSPEND: \(error)")
+                log.error("could not accept again on a listening socket: \(error)")
             }
         }
     }
@@ -761,7 +764,7 @@ final class Pooler {
         if workerIndex == 0 && pauseMode == .suspend { resumeIfSuspendedWithoutAdmin() }
         if acceptRetryAt != 0 && now >= acceptRetryAt {
             acceptRetryAt = 0
-            if pauseMode != .suspend { resumeAccepting() }
+            resumeAccepting()
         }
         resolvedHostsArrived()
         if shutdown != .none { checkShutdownProgress() }

@@ -194,7 +194,17 @@ import Testing
         let admin = try pooler.admin()
         defer { admin.close() }
         #expect(try busy.exec("SELECT 1").scalar == "1")
-        let sleeping = Background { try busy.exec("SELECT pg_sleep(1)", timeout: 20).scalar }
+        // The busy client's query runs on the server before the waiter asks (else the
+        // waiter might take the server first, and be served before SUSPEND).
+        let marker = "suspend-busy-\(pooler.port)"
+        let sleeping = Background { try busy.exec("SELECT pg_sleep(2), '\(marker)'", timeout: 20).scalar }
+        let running = try waitUntil(timeout: 10, interval: 0.02) {
+            try pooler.cluster.superuserExec("""
+                SELECT count(*) FROM pg_stat_activity
+                WHERE state = 'active' AND query LIKE '%\(marker)%' AND query NOT LIKE '%pg_stat_activity%'
+                """).scalar == "1"
+        }
+        try #require(running, "the busy client's query did not start\n\(pooler.diagnostics)")
         // The waiter queues behind the busy server (SHOW POOLS cl_waiting).
         let queued = Background { try waiter.exec("SELECT 2", timeout: 20).scalar }
         let waiting = try waitUntil(timeout: 10, interval: 0.02) {
@@ -210,7 +220,7 @@ import Testing
         default: Issue.record("the query running before SUSPEND did not finish\n\(pooler.diagnostics)")
         }
         #expect(!waitUntil(timeout: 0.7) { queued.isDone },
-                "a queued client was served while suspended: \(String(describing: queued.wait(timeout: 0)))")
+                "a queued client was served while suspended: \(String(describing: queued.wait(timeout: 0)))\n\(pooler.diagnostics)")
         try admin.exec("RESUME", timeout: 10)
         let answer = queued.wait(timeout: 10)
         #expect((try? answer?.get()) == "2", "\(String(describing: answer))\n\(pooler.diagnostics)")
