@@ -42,7 +42,10 @@ public final class HostResolver: @unchecked Sendable {
     public func lookup(host: String, port: Int, now: UInt64) -> Answer {
         let numeric = SocketAddress.resolve(host: host, port: port, numericOnly: true)
         if !numeric.isEmpty { return .addresses(numeric) }
-        if let entry = cache[host], now < entry.expires {
+        // `<=`: with a TTL of 0 (no caching) an answer still serves the pass it arrived
+        // in (takeFinished and the launches it triggers share `now`); with `<` it expired
+        // on arrival and the next lookup started at once, forever.
+        if let entry = cache[host], now <= entry.expires {
             return entry.addresses.isEmpty ? .unknown : .addresses(entry.addresses.map { $0.withPort(port) })
         }
         if !inFlight.contains(host) {

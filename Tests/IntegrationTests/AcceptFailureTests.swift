@@ -6,15 +6,6 @@ import Testing
 /// accepting for a few seconds and tries again; connected clients carry on. The
 /// metrics listener does the same.
 @Suite struct AcceptFailureTests {
-    /// CPU seconds the process has used (utime + stime from /proc/PID/stat).
-    private static func cpuSeconds(_ pid: pid_t) -> Double {
-        let stat = readTextFile("/proc/\(pid)/stat")
-        guard let close = stat.lastIndex(of: ")") else { return 0 }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
-        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
-    }
-
     /// Connections flood the client port (with one and two loops), or the metrics port.
     @Test(arguments: [(1, "clients"), (2, "clients"), (1, "metrics")])
     func descriptorExhaustionPausesAcceptingThenRecovers(workers: Int, flooded: String) throws {
@@ -40,9 +31,7 @@ import Testing
         try #require(failed, "accept() never failed\n\(pooler.diagnostics)")
         // It does not spin on the failing accept: one report per loop and pause, and
         // next to no CPU (a spinning loop burns a whole core).
-        let cpuBefore = Self.cpuSeconds(pid)
-        _ = waitUntil(timeout: 1) { false }
-        let cpuUsed = Self.cpuSeconds(pid) - cpuBefore
+        let cpuUsed = processCPUSecondsOverASecond(pid)
         #expect(cpuUsed < 0.3, "the pooler used \(cpuUsed) s of CPU in a second of exhausted descriptors")
         let reports = pooler.logText.components(separatedBy: "accept() failed").count - 1
         #expect(reports <= 2 * workers, "accept() failed \(reports) times in about a second\n\(pooler.diagnostics)")

@@ -43,6 +43,25 @@ import Testing
         _ = resolver.takeFinished(now: 20_000_001)
     }
 
+    /// TTL 0 (dns_max_ttl = 0: no caching): the answer serves the pass it arrived in,
+    /// and the next pass resolves again.
+    @Test func zeroTTLAnswerServesItsArrivalOnly() throws {
+        let fd = try Syscall.eventFD()
+        defer { close(fd) }
+        let resolver = HostResolver(wakeFD: fd, ttl: 0, negativeTTL: 0)
+        _ = resolver.lookup(host: "localhost", port: 6432, now: 0)
+        #expect(Self.waitForWake(fd))
+        #expect(resolver.takeFinished(now: 5) == ["localhost"])
+        guard case .addresses = resolver.lookup(host: "localhost", port: 6432, now: 5) else {
+            Issue.record("the answer should serve the pass it arrived in"); return
+        }
+        guard case .pending = resolver.lookup(host: "localhost", port: 6432, now: 6) else {
+            Issue.record("a later pass should resolve again"); return
+        }
+        #expect(Self.waitForWake(fd))
+        _ = resolver.takeFinished(now: 7)
+    }
+
     @Test func unknownNamesAreCachedAsUnknown() throws {
         let fd = try Syscall.eventFD()
         defer { close(fd) }
