@@ -9,7 +9,8 @@ import PoolerWire
 final class CancelForwarder: EventHandler {
     unowned let pooler: Pooler
     private let fd: Int32
-    private var token: UInt64 = 0
+    /// UInt64.max until registered (unregister ignores it).
+    private var token: UInt64 = .max
     private let packet: [UInt8]
     private let started: UInt64
     /// The request went out; the server (or peer) has yet to close the connection.
@@ -43,6 +44,7 @@ final class CancelForwarder: EventHandler {
             _ = try Syscall.connect(fd, address)
         } catch {
             pooler.log.warning("cancel request could not be forwarded: \(error)")
+            pooler.loop.unregister(fd: fd, token: token) // registered before connect failed
             Syscall.close(fd)
             return nil
         }

@@ -248,23 +248,33 @@ class Connection: EventHandler {
         guard !closed else { return }
         if let link = tlsLink {
             let tls = link.session
-            // Encrypt only as much as the socket is likely to take soon.
-            while !output.isEmpty && link.cipherOut.readableCount < 256 * 1024 {
-                let chunk = UnsafeRawBufferPointer(rebasing: output.readable.prefix(64 * 1024))
-                switch tls.writePlaintext(chunk) {
-                case .written(let count):
-                    output.consume(count)
-                    continue
-                case .wantsMore:
+            var stalled = false
+            while true {
+                // Encrypt only as much as the socket is likely to take soon.
+                var encrypted = false
+                while !output.isEmpty && link.cipherOut.readableCount < 256 * 1024 {
+                    let chunk = UnsafeRawBufferPointer(rebasing: output.readable.prefix(64 * 1024))
+                    switch tls.writePlaintext(chunk) {
+                    case .written(let count):
+                        output.consume(count)
+                        encrypted = true
+                        continue
+                    case .wantsMore:
+                        break
+                    case .failed(let error):
+                        tlsFailed(error)
+                        return
+                    }
                     break
-                case .failed(let error):
-                    tlsFailed(error)
-                    return
                 }
-                break
+                sendCiphertext()
+                guard !closed else { return }
+                // The socket took all of it and plaintext is left: the next part. The write
+                // interest follows the ciphertext only, so that plaintext would wait for
+                // nothing. (A pass that can encrypt nothing ends it.)
+                guard link.cipherOut.isEmpty && !output.isEmpty && !stalled else { break }
+                stalled = !encrypted
             }
-            sendCiphertext()
-            guard !closed else { return }
         } else if let error = drain(&output) {
             ioFailed(error)
             return

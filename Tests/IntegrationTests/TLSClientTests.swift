@@ -96,6 +96,28 @@ import Testing
         #expect(pooler.isRunning)
     }
 
+    /// A large result over TLS with a large pkt_buf (so the buffer toward the client may
+    /// hold more than the 256 KiB the pooler encrypts at a time): when the socket takes
+    /// all that was encrypted, the rest of the plaintext is encrypted and sent too
+    /// (it waited for a write interest nobody had asked for, and the server, paused for
+    /// backpressure, never sent more: the client hung).
+    @Test func largeResultOverTLSWithLargePktBuf() throws {
+        let certificates = try TestCertificates.shared()
+        let pooler = try PoolerProcess(settings: TestCertificates.clientTLSSettings(mode: "require", certificates.server)
+                                       + ["pkt_buf = 65536"])
+        defer { pooler.stop() }
+        let client = try Self.tlsConnect(pooler, root: certificates.ca)
+        defer { client.close() }
+        for _ in 0..<3 {
+            let total = try client.exec("SELECT sum(length(r)) FROM (SELECT repeat('x', 1048576) AS r FROM generate_series(1, 64)) s",
+                                        timeout: 30).scalar
+            #expect(total == "67108864")
+            let rows = try client.exec("SELECT repeat('y', 1048576) FROM generate_series(1, 48)", timeout: 30)
+            #expect(rows.rows.count == 48 && rows.rows.allSatisfy { $0.first??.count == 1_048_576 },
+                    "\(rows.rows.count) rows\n\(pooler.diagnostics)")
+        }
+    }
+
     /// A pooler serving an expired certificate still starts and serves
     /// sslmode=require clients (which do not verify), but verify-full clients
     /// refuse it.

@@ -226,13 +226,19 @@ final class PQConnection: @unchecked Sendable {
     }
 
     /// poll(2) on the libpq socket until `events` or the deadline.
+    /// Waits until the socket is ready, or at most 50 ms: true means "let libpq look
+    /// again", false that the deadline passed. Over TLS, data can wait inside OpenSSL
+    /// (a record decrypted beyond what PQconsumeInput took) with nothing left on the
+    /// socket, so poll alone would wait forever at the end of a large result; libpq's
+    /// own blocking calls check SSL_pending for that, and this checks again every 50 ms.
     static func waitForSocket(_ socket: Int32, events: Int16, deadline: Deadline) -> Bool {
         guard socket >= 0 else { return true }  // let libpq report the broken connection
         var descriptor = pollfd(fd: socket, events: events, revents: 0)
         while true {
-            let rc = poll(&descriptor, 1, deadline.remainingMilliseconds)
-            if rc > 0 { return true }
-            if rc == 0 { return false }
+            let remaining = deadline.remainingMilliseconds
+            if remaining <= 0 { return false }
+            let rc = poll(&descriptor, 1, min(remaining, 50))
+            if rc >= 0 { return true }
             if errno != EINTR { return true }
         }
     }
