@@ -1,5 +1,6 @@
 import PoolerConfig
 import PoolerCore
+import PoolerIO
 import PoolerWire
 
 /// auth_user / auth_query / auth_dbname: secrets of users missing from auth_file are
@@ -26,20 +27,37 @@ extension Pooler {
     /// Starts (or joins) a lookup of `user`'s secret for a login to `database`.
     func lookUpSecret(user: String, database: String, for client: ClientConnection) {
         let key = authCacheKey(user: user, database: database)
-        if authLookups[key] != nil {
-            authLookupWaiters[key, default: []].append(client)
-            return
-        }
-        guard let authUser = authUser(for: database) else {
-            client.secretLookedUp(nil)
-            return
-        }
+        let running = authLookups[key] != nil || authLookupsAwaitingHost[key] != nil
+        authLookupWaiters[key, default: []].append(client)
+        if !running { startAuthLookup(key: key, user: user, database: database, since: loop.now) }
+    }
+
+    /// Opens the lookup's connection, or parks it while the auth database's host name
+    /// resolves off the loop (HostResolver, as for servers: a blocking getaddrinfo here
+    /// would stall every client of the loop); the waiters hear nil when it cannot start.
+    private func startAuthLookup(key: String, user: String, database: String, since: UInt64) {
+        guard let authUser = authUser(for: database) else { return tellAuthWaiters(key, nil) }
         let entry = config.database(named: database)
         let authDatabaseName = entry?.authDbname ?? (settings.authDbname.isEmpty ? database : settings.authDbname)
         guard let authDatabase = config.database(named: authDatabaseName) else {
             log.warning("auth_dbname \(authDatabaseName) is not a configured database")
-            client.secretLookedUp(nil)
-            return
+            return tellAuthWaiters(key, nil)
+        }
+        let host = authDatabase.host ?? ""
+        let address: SocketAddress
+        if let local = SocketAddress.postgresSocket(host: host, port: authDatabase.port) {
+            address = local
+        } else {
+            switch resolver.lookup(host: host, port: authDatabase.port, now: loop.now) {
+            case .addresses(let addresses):
+                address = addresses[0]
+            case .pending:
+                authLookupsAwaitingHost[key] = AuthLookupAwaitingHost(user: user, database: database, since: since)
+                return
+            case .unknown:
+                log.warning("auth_query for user \"\(user)\": could not resolve host \"\(host)\"")
+                return tellAuthWaiters(key, nil)
+            }
         }
         let credential: ServerCredential
         if let password = authDatabase.password {
@@ -50,14 +68,25 @@ extension Pooler {
             credential = .none
         }
         let query = entry?.authQuery ?? settings.authQuery
-        guard let connection = AuthQueryConnection(pooler: self, lookupKey: key, user: user, database: authDatabase,
-                                                   databaseName: authDatabaseName, authUser: authUser,
-                                                   credential: credential, query: query) else {
-            client.secretLookedUp(nil)
-            return
+        guard let connection = AuthQueryConnection(pooler: self, lookupKey: key, user: user, address: address,
+                                                   database: authDatabase, databaseName: authDatabaseName,
+                                                   authUser: authUser, credential: credential, query: query) else {
+            return tellAuthWaiters(key, nil)
         }
         authLookups[key] = connection
-        authLookupWaiters[key, default: []].append(client)
+    }
+
+    /// Host names arrived: the parked lookups start (or park again for another name).
+    func resumeAuthLookups() {
+        let parked = authLookupsAwaitingHost
+        authLookupsAwaitingHost = [:]
+        for (key, lookup) in parked { startAuthLookup(key: key, user: lookup.user, database: lookup.database, since: lookup.since) }
+    }
+
+    /// The clients waiting for `key` hear the answer (nil: log in as an unknown user).
+    private func tellAuthWaiters(_ key: String, _ secret: String?) {
+        let waiters = authLookupWaiters.removeValue(forKey: key) ?? []
+        for client in waiters where !client.closed { client.secretLookedUp(secret) }
     }
 
     func authLookupFinished(_ connection: AuthQueryConnection, secret: String?, failed: Bool) {
@@ -65,13 +94,26 @@ extension Pooler {
         authLookups[key] = nil
         // Failures are not cached: the next login tries again.
         if !failed { workers.cacheAuthSecret(key: key, secret: secret, expires: loop.now + Self.authCacheTTL) }
-        let waiters = authLookupWaiters.removeValue(forKey: key) ?? []
-        for client in waiters where !client.closed { client.secretLookedUp(secret) }
+        tellAuthWaiters(key, secret)
     }
 
-    /// Lookups that take longer than server_connect_timeout fail.
+    /// Lookups that take longer than server_connect_timeout fail (a host name that has
+    /// not resolved by then included).
     func maintainAuthLookups(now: UInt64) {
         let timeout = UInt64(max(settings.serverConnectTimeout, 1) * 1_000_000)
         for connection in authLookups.values { connection.expireIfOlder(than: timeout, now: now) }
+        for (key, lookup) in authLookupsAwaitingHost where now &- lookup.since > timeout {
+            authLookupsAwaitingHost[key] = nil
+            log.warning("auth_query for user \"\(lookup.user)\": timed out resolving the auth database's host")
+            tellAuthWaiters(key, nil)
+        }
     }
+}
+
+/// An auth_query lookup parked until its database's host name resolves.
+struct AuthLookupAwaitingHost {
+    let user: String
+    let database: String
+    /// Loop time the lookup began (server_connect_timeout counts from here).
+    let since: UInt64
 }

@@ -21,11 +21,10 @@ final class AuthQueryConnection: Connection {
     private var secret: String?
     private var failure: String?
 
-    init?(pooler: Pooler, lookupKey: String, user: String, database: DatabaseEntry, databaseName: String,
-          authUser: String, credential: ServerCredential, query: String) {
-        guard let address = SocketAddress.postgres(host: database.host ?? "", port: database.port), let fd = try? Syscall.socket(domain: address.family, type: Int32(SOCK_STREAM.rawValue)) else {
-            return nil
-        }
+    /// `address`: the auth database's, resolved by the caller (off the loop for names).
+    init?(pooler: Pooler, lookupKey: String, user: String, address: SocketAddress, database: DatabaseEntry,
+          databaseName: String, authUser: String, credential: ServerCredential, query: String) {
+        guard let fd = try? Syscall.socket(domain: address.family, type: Int32(SOCK_STREAM.rawValue)) else { return nil }
         self.user = user
         self.lookupKey = lookupKey
         self.query = query

@@ -144,6 +144,8 @@ final class Pooler {
     /// auth_query results: secret (nil: unknown user) and expiry, by database and user.
     var authLookups: [String: AuthQueryConnection] = [:]
     var authLookupWaiters: [String: [ClientConnection]] = [:]
+    /// auth_query lookups waiting for the auth database's host name to resolve (by key).
+    var authLookupsAwaitingHost: [String: AuthLookupAwaitingHost] = [:]
 
     // MARK: listening
 
@@ -523,6 +525,7 @@ final class Pooler {
         let hosts = resolver.takeFinished(now: loop.now)
         guard !hosts.isEmpty else { return }
         for pool in orderedPools where hosts.contains(pool.database.host ?? "") { pool.launchServers() }
+        if !authLookupsAwaitingHost.isEmpty { resumeAuthLookups() }
     }
 
     // MARK: running
@@ -737,7 +740,7 @@ final class Pooler {
             }
         }
         enforceTransactionTimeouts(now: now)
-        if !authLookups.isEmpty { maintainAuthLookups(now: now) }
+        if !authLookups.isEmpty || !authLookupsAwaitingHost.isEmpty { maintainAuthLookups(now: now) }
         if workerIndex == 0 { workers.pruneAuthSecrets(now: now) }
         for pool in pools.values {
             if connectTimeout > 0 {

@@ -18,6 +18,35 @@ import Testing
         #expect(try second.exec("SELECT 1").scalar == "1")
     }
 
+    /// The auth database named by a host name: the lookup waits for the name to resolve
+    /// off the event loop (SHOW DNS_HOSTS has it), then logs in; an auth database whose
+    /// host does not resolve fails the login like an unknown user, and others carry on.
+    @Test func authDatabaseByHostName() throws {
+        let cluster = try PostgresCluster.shared()
+        let pooler = try PoolerProcess(settings: ["auth_user = postgres"], databases: [
+            "app_db = host=localhost port=\(cluster.port) dbname=app_db",
+            "lost_db = host=127.0.0.1 port=\(cluster.port) dbname=app_db auth_dbname=nowhere",
+            "nowhere = host=no-such-host.invalid port=\(cluster.port) dbname=app_db",
+        ], userlist: Self.userlist)
+        defer { pooler.stop() }
+        let client = try pooler.connect(user: "app", password: "app")
+        defer { client.close() }
+        #expect(try client.exec("SELECT current_user").scalar == "app")
+        let admin = try pooler.admin()
+        defer { admin.close() }
+        let hosts = try admin.exec("SHOW DNS_HOSTS")
+        #expect(hosts.rows.contains { $0.first == "localhost" }, "\(hosts.rows)\n\(pooler.diagnostics)")
+        do {
+            let lost = try pooler.connect(user: "app", password: "app", database: "lost_db", timeout: 20)
+            lost.close()
+            Issue.record("logged in although the auth database's host does not resolve")
+        } catch let error as PQError {
+            #expect((error.message + error.fullMessage).contains("password authentication failed"), "\(error)")
+        }
+        #expect(pooler.logText.contains("could not resolve host \"no-such-host.invalid\""), "\(pooler.diagnostics)")
+        #expect(try client.exec("SELECT 2").scalar == "2")
+    }
+
     @Test func wrongPasswordAndUnknownUserLookTheSame() throws {
         let pooler = try PoolerProcess(settings: ["auth_user = postgres"], userlist: Self.userlist)
         defer { pooler.stop() }
