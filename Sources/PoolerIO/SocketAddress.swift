@@ -60,15 +60,8 @@ public struct SocketAddress: CustomStringConvertible, Sendable {
         return unix(path: "\(host.isEmpty ? "/var/run/postgresql" : host)/.s.PGSQL.\(port)")
     }
 
-    /// The unix socket for `host` when it names a directory, else the first address a
-    /// blocking lookup gives (for rare connections only: cancel forwarding, auth_query).
-    public static func postgres(host: String, port: Int) -> SocketAddress? {
-        if host.isEmpty || host.hasPrefix("/") { return postgresSocket(host: host, port: port) }
-        return resolve(host: host, port: port).first
-    }
-
-    /// Resolves a numeric or named host (blocking getaddrinfo; hosts are resolved at
-    /// connect time, which is rare: only when a pool opens a server connection).
+    /// Resolves a numeric or named host (blocking getaddrinfo: names only at start-up for
+    /// the listeners, or on HostResolver's threads, never on a running event loop).
     public static func resolve(host: String, port: Int, passive: Bool = false, numericOnly: Bool = false) -> [SocketAddress] {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)

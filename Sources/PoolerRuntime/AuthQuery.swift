@@ -27,15 +27,15 @@ extension Pooler {
     /// Starts (or joins) a lookup of `user`'s secret for a login to `database`.
     func lookUpSecret(user: String, database: String, for client: ClientConnection) {
         let key = authCacheKey(user: user, database: database)
-        let running = authLookups[key] != nil || authLookupsAwaitingHost[key] != nil
+        let running = authLookups[key] != nil || authLookupsAwaitingHost.contains(key)
         authLookupWaiters[key, default: []].append(client)
-        if !running { startAuthLookup(key: key, user: user, database: database, since: loop.now) }
+        if !running { startAuthLookup(key: key, user: user, database: database) }
     }
 
-    /// Opens the lookup's connection, or parks it while the auth database's host name
-    /// resolves off the loop (HostResolver, as for servers: a blocking getaddrinfo here
-    /// would stall every client of the loop); the waiters hear nil when it cannot start.
-    private func startAuthLookup(key: String, user: String, database: String, since: UInt64) {
+    /// Opens the lookup's connection once the auth database's address is known (a host
+    /// name resolves off the loop, see withAddress: a blocking getaddrinfo here would stall
+    /// every client of the loop); the waiters hear nil when it cannot start.
+    private func startAuthLookup(key: String, user: String, database: String) {
         guard let authUser = authUser(for: database) else { return tellAuthWaiters(key, nil) }
         let entry = config.database(named: database)
         let authDatabaseName = entry?.authDbname ?? (settings.authDbname.isEmpty ? database : settings.authDbname)
@@ -43,22 +43,17 @@ extension Pooler {
             log.warning("auth_dbname \(authDatabaseName) is not a configured database")
             return tellAuthWaiters(key, nil)
         }
-        let host = authDatabase.host ?? ""
-        let address: SocketAddress
-        if let local = SocketAddress.postgresSocket(host: host, port: authDatabase.port) {
-            address = local
-        } else {
-            switch resolver.lookup(host: host, port: authDatabase.port, now: loop.now) {
-            case .addresses(let addresses):
-                address = addresses[0]
-            case .pending:
-                authLookupsAwaitingHost[key] = AuthLookupAwaitingHost(user: user, database: database, since: since)
-                return
-            case .unknown:
-                log.warning("auth_query for user \"\(user)\": could not resolve host \"\(host)\"")
-                return tellAuthWaiters(key, nil)
-            }
+        authLookupsAwaitingHost.insert(key)
+        withAddress(host: authDatabase.host ?? "", port: authDatabase.port) { [unowned self] address in
+            authLookupsAwaitingHost.remove(key)
+            guard let address else { return tellAuthWaiters(key, nil) }
+            connectAuthLookup(key: key, user: user, address: address, authUser: authUser, authDatabase: authDatabase,
+                              authDatabaseName: authDatabaseName, query: entry?.authQuery ?? settings.authQuery)
         }
+    }
+
+    private func connectAuthLookup(key: String, user: String, address: SocketAddress, authUser: String,
+                                   authDatabase: DatabaseEntry, authDatabaseName: String, query: String) {
         let credential: ServerCredential
         if let password = authDatabase.password {
             credential = .plaintext(password)
@@ -67,20 +62,12 @@ extension Pooler {
         } else {
             credential = .none
         }
-        let query = entry?.authQuery ?? settings.authQuery
         guard let connection = AuthQueryConnection(pooler: self, lookupKey: key, user: user, address: address,
                                                    database: authDatabase, databaseName: authDatabaseName,
                                                    authUser: authUser, credential: credential, query: query) else {
             return tellAuthWaiters(key, nil)
         }
         authLookups[key] = connection
-    }
-
-    /// Host names arrived: the parked lookups start (or park again for another name).
-    func resumeAuthLookups() {
-        let parked = authLookupsAwaitingHost
-        authLookupsAwaitingHost = [:]
-        for (key, lookup) in parked { startAuthLookup(key: key, user: lookup.user, database: lookup.database, since: lookup.since) }
     }
 
     /// The clients waiting for `key` hear the answer (nil: log in as an unknown user).
@@ -97,23 +84,9 @@ extension Pooler {
         tellAuthWaiters(key, secret)
     }
 
-    /// Lookups that take longer than server_connect_timeout fail (a host name that has
-    /// not resolved by then included).
+    /// Lookups that take longer than server_connect_timeout fail.
     func maintainAuthLookups(now: UInt64) {
         let timeout = UInt64(max(settings.serverConnectTimeout, 1) * 1_000_000)
         for connection in authLookups.values { connection.expireIfOlder(than: timeout, now: now) }
-        for (key, lookup) in authLookupsAwaitingHost where now &- lookup.since > timeout {
-            authLookupsAwaitingHost[key] = nil
-            log.warning("auth_query for user \"\(lookup.user)\": timed out resolving the auth database's host")
-            tellAuthWaiters(key, nil)
-        }
     }
-}
-
-/// An auth_query lookup parked until its database's host name resolves.
-struct AuthLookupAwaitingHost {
-    let user: String
-    let database: String
-    /// Loop time the lookup began (server_connect_timeout counts from here).
-    let since: UInt64
 }

@@ -144,8 +144,10 @@ final class Pooler {
     /// auth_query results: secret (nil: unknown user) and expiry, by database and user.
     var authLookups: [String: AuthQueryConnection] = [:]
     var authLookupWaiters: [String: [ClientConnection]] = [:]
-    /// auth_query lookups waiting for the auth database's host name to resolve (by key).
-    var authLookupsAwaitingHost: [String: AuthLookupAwaitingHost] = [:]
+    /// auth_query lookups waiting for the auth database's host name to resolve.
+    var authLookupsAwaitingHost: Set<String> = []
+    /// Work waiting for a host name to resolve (see withAddress).
+    var hostWaiters: [HostWaiter] = []
 
     // MARK: listening
 
@@ -463,12 +465,13 @@ final class Pooler {
                 log.warning("could not find peer \(id) to forward a cancel request to")
                 return done()
             }
-            guard let address = SocketAddress.postgres(host: peer.host, port: peer.port) else { return done() }
             log.debug("forwarding cancellation request to peer \(id)")
             peersUsed.insert(id)
-            guard let forwarder = CancelForwarder(pooler: self, address: address, processID: pid, secretKey: key,
-                                                  peerID: id) else { return done() }
-            forwarder.onFinish = done
+            withAddress(host: peer.host, port: peer.port) { [unowned self] address in
+                guard let address, let forwarder = CancelForwarder(pooler: self, address: address, processID: pid,
+                                                                   secretKey: key, peerID: id) else { return done() }
+                forwarder.onFinish = done
+            }
         case .local(let pid, let key):
             if cancelLocalClient(processID: pid, secretKey: key, done: done) { return }
             // The client may be on another loop: the others look (at most one matches).
@@ -525,7 +528,7 @@ final class Pooler {
         let hosts = resolver.takeFinished(now: loop.now)
         guard !hosts.isEmpty else { return }
         for pool in orderedPools where hosts.contains(pool.database.host ?? "") { pool.launchServers() }
-        if !authLookupsAwaitingHost.isEmpty { resumeAuthLookups() }
+        if !hostWaiters.isEmpty { hostsResolved(hosts) }
     }
 
     // MARK: running
@@ -740,7 +743,8 @@ final class Pooler {
             }
         }
         enforceTransactionTimeouts(now: now)
-        if !authLookups.isEmpty || !authLookupsAwaitingHost.isEmpty { maintainAuthLookups(now: now) }
+        if !authLookups.isEmpty { maintainAuthLookups(now: now) }
+        if !hostWaiters.isEmpty { expireHostWaiters(now: now) }
         if workerIndex == 0 { workers.pruneAuthSecrets(now: now) }
         for pool in pools.values {
             if connectTimeout > 0 {

@@ -4,10 +4,12 @@ import Testing
 /// Peering ([peers], peer_id): a cancel request that reaches the wrong instance is
 /// forwarded to the instance that owns the client (peer id in the cancel key).
 @Suite struct PeerCancelTests {
-    @Test func cancelSentToThePeerCancelsTheQuery() throws {
+    /// The peer given by address, or by a host name (resolved off the event loop).
+    @Test(arguments: ["127.0.0.1", "localhost"])
+    func cancelSentToThePeerCancelsTheQuery(peerHost: String) throws {
         let owner = try PoolerProcess(settings: ["peer_id = 1", "auth_type = trust"])
         defer { owner.stop() }
-        let other = try PoolerProcess(settings: ["peer_id = 2"], peers: ["1 = host=127.0.0.1 port=\(owner.port)"])
+        let other = try PoolerProcess(settings: ["peer_id = 2"], peers: ["1 = host=\(peerHost) port=\(owner.port)"])
         defer { other.stop() }
 
         // A raw client on the owner (trust; md5app has a plaintext secret for the server
