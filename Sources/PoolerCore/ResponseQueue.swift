@@ -308,6 +308,26 @@ public final class ResponseQueue {
         }
     }
 
+    /// CopyInResponse (or CopyBothResponse) arrived. For an extended-protocol Execute
+    /// (the oldest expectation), the Syncs queued right after it reached the server in
+    /// copy-in mode, which ignores them: they are removed and their number returned (the
+    /// CommandComplete or ErrorResponse that ends the COPY still answers the Execute,
+    /// and the Sync after CopyDone the batch). 0, changing nothing, for a simple Query.
+    public func copyInStarted() -> Int {
+        guard head < tail, slots[head] == .execute else { return 0 }
+        var end = head + 1
+        while end < tail, slots[end] == .sync { end += 1 }
+        let ignored = end - head - 1
+        guard ignored > 0 else { return 0 }
+        let rest = tail - end
+        if rest > 0 { UnsafeMutableRawPointer(slots + head + 1).copyMemory(from: slots + end, byteCount: rest * MemoryLayout<Slot>.stride) }
+        tail -= ignored
+        return ignored
+    }
+
+    /// Whether the oldest expectation is an extended-protocol Execute.
+    public var executeIsNext: Bool { head < tail && slots[head] == .execute }
+
     /// An error in the extended protocol makes the server skip everything up to Sync:
     /// no response will come for those messages, and synthetic ones are dropped too, as
     /// the server would not have answered them either. In a simple query the error is

@@ -8,6 +8,10 @@ public struct TransactionTracker: Sendable {
     public var outstanding = 0
     public var unsynced = false
     public var status: TransactionStatus = .idle
+    /// A COPY FROM STDIN started by an extended-protocol Execute is running: PostgreSQL
+    /// ignores Sync (and Flush) until the client's CopyDone or CopyFail, so a Sync sent
+    /// meanwhile gets no ReadyForQuery of its own (see copyInStarted).
+    public var inCopyIn = false
 
     public init() {}
 
@@ -27,8 +31,11 @@ public struct TransactionTracker: Sendable {
         case FrontendMessageID.query, FrontendMessageID.functionCall:
             outstanding += 1
         case FrontendMessageID.sync:
+            if inCopyIn { return .forward } // ignored by the server: nothing to wait for
             outstanding += 1
             unsynced = false
+        case FrontendMessageID.copyDone, FrontendMessageID.copyFail:
+            inCopyIn = false
         case FrontendMessageID.parse, FrontendMessageID.bind, FrontendMessageID.execute,
              FrontendMessageID.describe, FrontendMessageID.close, FrontendMessageID.flush:
             unsynced = true
@@ -60,6 +67,15 @@ public struct TransactionTracker: Sendable {
         }
     }
 
+    /// The server answered CopyInResponse to an extended-protocol Execute, and
+    /// `ignoredSyncs` Syncs the client sent after that Execute reached it in copy-in
+    /// mode: they will get no ReadyForQuery (clients such as libpq's PQexecParams and
+    /// tokio-postgres send Sync after Execute and again after CopyDone).
+    public mutating func copyInStarted(ignoredSyncs: Int) {
+        inCopyIn = true
+        outstanding = max(0, outstanding - ignoredSyncs)
+    }
+
     /// A ReadyForQuery from the server; returns true when the server is clean now.
     @inlinable
     public mutating func serverReady(_ status: TransactionStatus) -> Bool {
@@ -73,6 +89,7 @@ public struct TransactionTracker: Sendable {
     public var isClean: Bool { outstanding == 0 && !unsynced && status == .idle }
 
     public mutating func reset() {
+        inCopyIn = false
         outstanding = 0
         unsynced = false
         status = .idle

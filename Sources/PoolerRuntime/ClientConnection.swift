@@ -280,7 +280,7 @@ final class ClientConnection: Connection {
                 if server.replication != .none {
                     // Replication servers are never reused (PgBouncer does the same).
                     server.terminate(reason: "replication client disconnected")
-                } else if server.tracker.isClean {
+                } else if server.tracker.isClean && server.cancelsInFlight == 0 && passthroughRemaining == 0 {
                     let resetQuery = pooler.settings.serverResetQuery
                     if (pool.mode == .session || pooler.settings.serverResetQueryAlways) && !resetQuery.isEmpty {
                         server.reset(query: resetQuery)
@@ -288,7 +288,10 @@ final class ClientConnection: Connection {
                         pool.serverReleased(server)
                     }
                 } else {
-                    // Mid-transaction or with requests in flight: never reuse it.
+                    // Mid-transaction, with requests in flight, with a cancel of this
+                    // client on its way (it would hit the next client's query), or inside
+                    // a frame only half forwarded (the next client's bytes would be read
+                    // as its tail): never reuse it.
                     server.close(reason: "client disconnected in an unclean state")
                 }
             }

@@ -17,6 +17,8 @@ extension ClientConnection {
     /// Records the response a forwarded message of `type` will get.
     @inline(__always)
     func expectResponse(to type: UInt8, on server: ServerConnection) {
+        // A Sync during an extended-protocol COPY FROM STDIN is ignored by the server.
+        if type == FrontendMessageID.sync && server.tracker.inCopyIn { return }
         server.responses.expectResponse(toClientMessage: type)
     }
 

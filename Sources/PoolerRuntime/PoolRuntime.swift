@@ -415,6 +415,8 @@ final class PoolRuntime {
         let expired = lifetime == 0 ? server.linkCount > 0
             : Double(now &- server.connectTime) / 1e6 >= lifetime && state.waiting.isEmpty
         if server.closeWhenReleased || !pooler.serversUsable || closesServersWhilePaused || expired {
+            // Its client is done with it: a failure while it closes is not that client's.
+            server.client = nil
             server.terminate(reason: server.closeWhenReleased ? "database configuration changed"
                              : isPaused ? "pause mode" : expired ? "server lifetime over" : "pooler shutting down")
             return

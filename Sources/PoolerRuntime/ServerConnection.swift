@@ -60,6 +60,8 @@ final class ServerConnection: Connection, PoolMember {
     var idleSince: UInt64 = 0
     /// Set when the pooler decided to retire it at its next release (RECONNECT, lifetime).
     var closeWhenReleased = false
+    /// server_reset_query answered an error: the session state is unknown.
+    var resetFailed = false
     /// Where this server stands in its pool's PoolState (kept by PoolState).
     var poolMembership = PoolMembership.none
     /// The database's reconnect generation when it was opened (workers > 1: a server
@@ -245,6 +247,7 @@ final class ServerConnection: Connection, PoolMember {
     /// the answer.
     private func runInternalQuery(_ query: String, state: State) {
         client = nil
+        resetFailed = false
         self.state = state
         var writer = MessageWriter()
         writer.query(query)

@@ -74,6 +74,10 @@ extension ServerConnection {
                     }
                     continue
                 }
+                if (type == BackendMessageID.copyInResponse || type == BackendMessageID.copyBothResponse)
+                    && !hidden && responses.executeIsNext {
+                    tracker.copyInStarted(ignoredSyncs: responses.copyInStarted())
+                }
                 let disposition = responses.serverSent(type)
                 let forward = disposition == .forward
                 switch type {

@@ -83,6 +83,88 @@ import Testing
         #expect(try other.exec("SELECT 'other'").scalar == "other")
     }
 
+    /// COPY FROM STDIN in the extended protocol (PQexecParams, tokio-postgres' copy_in):
+    /// the client sends Sync after Execute and again after CopyDone, PostgreSQL ignores
+    /// the first (it is in copy-in) and answers one ReadyForQuery. The server must be
+    /// released at that ReadyForQuery (PgBouncer issue 1023): with one server, the next
+    /// client gets it.
+    @Test func extendedProtocolCopyInReleasesTheServer() throws {
+        let pooler = try PoolerProcess(settings: ["default_pool_size = 1", "query_wait_timeout = 10"])
+        defer { pooler.stop() }
+        let table = TestEnvironment.uniqueName("copyext")
+        let owner = try pooler.cluster.directConnection()
+        defer { owner.close() }
+        try owner.exec("CREATE TABLE \(table) (n int PRIMARY KEY, note text NOT NULL)")
+        let client = try pooler.connect()
+        defer { client.close() }
+        for round in 0..<2 {
+            let rows = (1...100).map { Self.row(round * 100 + $0) }
+            let tag = try client.copyIn("COPY \(table) FROM STDIN", chunks: rows, timeout: 20, extended: true)
+            #expect(tag == "COPY 100", "\(tag)\n\(pooler.diagnostics)")
+            #expect(try client.exec("SELECT count(*) FROM \(table)", timeout: 10).scalar == "\((round + 1) * 100)")
+        }
+        // One that the server fails half-way (a bad row): still one ReadyForQuery.
+        var copyError: PQError?
+        do {
+            _ = try client.copyIn("COPY \(table) FROM STDIN", chunks: [Self.row(1000), Array("bad\trow\n".utf8)],
+                                  timeout: 20, extended: true)
+        } catch let error as PQError {
+            copyError = error
+        }
+        #expect(copyError?.sqlstate == "22P02", "\(String(describing: copyError))\n\(pooler.diagnostics)")
+        #expect(try client.exec("SELECT count(*) FROM \(table)", timeout: 10).scalar == "200")
+        let next = try pooler.connect()
+        defer { next.close() }
+        do {
+            #expect(try next.exec("SELECT 'next'", timeout: 15).scalar == "next")
+        } catch {
+            Issue.record("the next client did not get the only server after an extended COPY: \(error)\n\(pooler.diagnostics)")
+        }
+    }
+
+    /// A client that dies half-way through a large CopyData frame after PostgreSQL
+    /// already failed the COPY (and said ReadyForQuery): the rest of that frame never
+    /// comes, so the server is not reused (the next client's bytes would be read as the
+    /// frame's tail).
+    @Test func clientDyingInsideACopyDataFrameDoesNotPoisonTheServer() throws {
+        let pooler = try PoolerProcess(settings: ["default_pool_size = 1", "auth_type = trust"])
+        defer { pooler.stop() }
+        let table = TestEnvironment.uniqueName("copyhalf")
+        let owner = try pooler.cluster.directConnection()
+        defer { owner.close() }
+        try owner.exec("CREATE TABLE \(table) (n int)")
+        try owner.exec("GRANT ALL ON \(table) TO md5app")
+        let client = try RawSocket(port: pooler.port)
+        client.send(FrontendPacket.startup([("user", "md5app"), ("database", "app_db")]))
+        var ready = false
+        while !ready, let message = client.readMessage(timeout: 10) { ready = message.typeCharacter == "Z" }
+        try #require(ready, "the raw client did not log in\n\(pooler.diagnostics)")
+        let sql = Array("COPY \(table) FROM STDIN".utf8) + [0]
+        client.send(FrontendPacket.message("Q", length: UInt32(4 + sql.count), body: sql))
+        var copying = false
+        while !copying, let message = client.readMessage(timeout: 10) { copying = message.typeCharacter == "G" }
+        try #require(copying, "no CopyInResponse\n\(pooler.diagnostics)")
+        // A bad row, then the start of a 100 kB CopyData frame.
+        let bad = Array("not-a-number\n".utf8)
+        client.send(FrontendPacket.message("d", length: UInt32(4 + bad.count), body: bad))
+        client.send(FrontendPacket.message("d", length: 4 + 100_000, body: Array(repeating: UInt8(ascii: "1"), count: 5_000)))
+        var failed = false
+        var answered = false
+        while let message = client.readMessage(timeout: 10) {
+            if message.typeCharacter == "E" { failed = true }
+            if message.typeCharacter == "Z" { answered = true; break }
+        }
+        try #require(failed && answered, "the COPY did not fail\n\(pooler.diagnostics)")
+        client.close()
+        let next = try pooler.connect(user: "md5app")
+        defer { next.close() }
+        do {
+            #expect(try next.exec("SELECT 'clean'", timeout: 10).scalar == "clean")
+        } catch {
+            Issue.record("the next client failed after a client died inside a CopyData frame: \(error)\n\(pooler.diagnostics)")
+        }
+    }
+
     /// A COPY FROM STDIN that fails on a bad row half-way through 10 MB: the
     /// client gets the error and the pool's single server serves the next
     /// clients.

@@ -21,6 +21,31 @@ import PoolerWire
         #expect(q.isEmpty)
     }
 
+    /// CopyInResponse to an extended-protocol Execute: the Syncs queued after it are
+    /// ignored by the server and leave the queue; the COPY's CommandComplete answers the
+    /// Execute and the ReadyForQuery the Sync sent after CopyDone. For a simple Query
+    /// nothing changes.
+    @Test func copyInDropsTheSyncsTheServerIgnores() {
+        let q = ResponseQueue()
+        for type in [FrontendMessageID.parse, FrontendMessageID.bind, FrontendMessageID.describe,
+                     FrontendMessageID.execute, FrontendMessageID.sync] { q.expectResponse(toClientMessage: type) }
+        #expect(q.serverSent(parseComplete) == .forward)
+        #expect(q.serverSent(bindComplete) == .forward)
+        #expect(q.serverSent(BackendMessageID.noData) == .forward)
+        #expect(q.executeIsNext)
+        #expect(q.copyInStarted() == 1)
+        #expect(q.count == 1 && q.first == .execute)
+        q.expectResponse(toClientMessage: FrontendMessageID.sync) // after CopyDone
+        #expect(q.serverSent(BackendMessageID.commandComplete) == .forward)
+        #expect(q.first == .sync)
+        #expect(q.serverSent(ready) == .forward)
+        #expect(q.isEmpty)
+
+        let simple = ResponseQueue()
+        simple.expectResponse(toClientMessage: FrontendMessageID.query)
+        #expect(!simple.executeIsNext && simple.copyInStarted() == 0 && simple.count == 1)
+    }
+
     @Test func clientMessagesQueueWhatAnswersThem() {
         let q = ResponseQueue()
         for type in [FrontendMessageID.parse, FrontendMessageID.bind, FrontendMessageID.describe,

@@ -12,6 +12,22 @@ import PoolerWire
         #expect(r2)
     }
 
+    /// Extended-protocol COPY FROM STDIN (PQexecParams): P/B/D/E/S, CopyInResponse,
+    /// CopyData, CopyDone, S, one ReadyForQuery for both Syncs (the first reached the
+    /// server in copy-in mode, which ignores it). A Sync sent during the copy counts for
+    /// nothing either.
+    @Test func extendedCopyInNeedsOneReadyForQuery() {
+        var t = TransactionTracker()
+        for type in [FrontendMessageID.parse, FrontendMessageID.bind, FrontendMessageID.describe,
+                     FrontendMessageID.execute, FrontendMessageID.sync] { _ = t.clientSent(type) }
+        t.copyInStarted(ignoredSyncs: 1)
+        for type in [FrontendMessageID.copyData, FrontendMessageID.sync, FrontendMessageID.copyData,
+                     FrontendMessageID.copyDone, FrontendMessageID.sync] { _ = t.clientSent(type) }
+        #expect(!t.isClean)
+        let clean = t.serverReady(.idle)
+        #expect(clean && !t.inCopyIn)
+    }
+
     @Test func transactionBlockHoldsUntilIdle() {
         var t = TransactionTracker()
         _ = t.clientSent(FrontendMessageID.query)

@@ -198,16 +198,19 @@ extension PQConnection {
 
     /// Runs `sql` (a `COPY ... FROM STDIN`), sends `chunks` with
     /// PQputCopyData, ends with PQputCopyEnd (CopyFail when `failMessage` is
-    /// given), and returns the command tag.
+    /// given), and returns the command tag. `extended`: the COPY goes as
+    /// Parse/Bind/Describe/Execute/Sync (PQsendQueryParams), and libpq then ends the
+    /// copy with CopyDone and a second Sync, as tokio-postgres does.
     func copyIn<S: Sequence>(_ sql: String, chunks: S, timeout: Double? = nil,
-                             failMessage: String? = nil) throws -> String
+                             failMessage: String? = nil, extended: Bool = false) throws -> String
     where S.Element == [UInt8] {
         guard let connection else {
             throw PQError(message: "connection is closed", sqlstate: nil, fullMessage: "")
         }
         let limit = timeout ?? defaultTimeout
         let deadline = Deadline(seconds: limit)
-        guard PQsendQuery(connection, sql) == 1 else { throw connectionError() }
+        let sent = extended ? PQsendQueryParams(connection, sql, 0, nil, nil, nil, nil, 0) : PQsendQuery(connection, sql)
+        guard sent == 1 else { throw connectionError() }
         try waitWhileBusy(connection, deadline: deadline, limit: limit)
         guard let start = PQgetResult(connection) else {
             throw PQError(message: "no result for COPY", sqlstate: nil, fullMessage: "")
