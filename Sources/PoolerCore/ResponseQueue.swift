@@ -71,6 +71,9 @@ public final class ResponseQueue {
     /// Statements whose Parse failed or was skipped after an error: the server does not
     /// have them. `clientVisible` is false for Parses the pooler injected.
     public private(set) var failedStatements: [(statement: Int, clientVisible: Bool)] = []
+    /// A Close the pooler injected to evict a statement was skipped after an error: the
+    /// server still has that statement.
+    private var skippedEviction = false
 
     public init() {
         slots = .allocate(capacity: capacity)
@@ -167,6 +170,13 @@ public final class ResponseQueue {
         tail = 0
         if !payloads.isEmpty { payloads.removeAll() }
         if !failedStatements.isEmpty { failedStatements.removeAll() }
+        skippedEviction = false
+    }
+
+    /// True (once) when an eviction Close was skipped since the last call.
+    public func takeSkippedEviction() -> Bool {
+        defer { skippedEviction = false }
+        return skippedEviction
     }
 
     public func takeFailedStatements() -> [(statement: Int, clientVisible: Bool)] {
@@ -345,6 +355,7 @@ public final class ResponseQueue {
         switch slot {
         case .parse(let statement?): failedStatements.append((statement, true))
         case .hiddenParse(let statement): failedStatements.append((statement, false))
+        case .hiddenClose: skippedEviction = true
         default: break
         }
     }

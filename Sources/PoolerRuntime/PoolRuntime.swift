@@ -417,7 +417,7 @@ final class PoolRuntime {
         if server.closeWhenReleased || !pooler.serversUsable || closesServersWhilePaused || expired {
             // Its client is done with it: a failure while it closes is not that client's.
             server.client = nil
-            server.terminate(reason: server.closeWhenReleased ? "database configuration changed"
+            server.terminate(reason: server.closeWhenReleased ? server.retireReason
                              : isPaused ? "pause mode" : expired ? "server lifetime over" : "pooler shutting down")
             return
         }

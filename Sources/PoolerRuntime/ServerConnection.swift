@@ -60,6 +60,14 @@ final class ServerConnection: Connection, PoolMember {
     var idleSince: UInt64 = 0
     /// Set when the pooler decided to retire it at its next release (RECONNECT, lifetime).
     var closeWhenReleased = false
+    /// Why, for the log line (RECONNECT or a changed entry unless said otherwise).
+    var retireReason = "database configuration changed"
+
+    /// Retire it at its next release, for `reason`.
+    func retireWhenReleased(_ reason: String) {
+        closeWhenReleased = true
+        retireReason = reason
+    }
     /// server_reset_query answered an error: the session state is unknown.
     var resetFailed = false
     /// Where this server stands in its pool's PoolState (kept by PoolState).

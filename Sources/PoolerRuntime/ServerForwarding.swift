@@ -92,6 +92,12 @@ extension ServerConnection {
                     }
                     if forward { run.add(UnsafeRawBufferPointer(rebasing: bytes[0..<frame.end]), peer: client) }
                     input.consume(frame.end)
+                    if responses.takeSkippedEviction() {
+                        // An error made PostgreSQL skip the Close that evicted a statement:
+                        // it is still there while the cache counts it gone, and preparing
+                        // it again would fail with "already exists".
+                        retireWhenReleased("prepared statement eviction skipped after an error")
+                    }
                     if !hidden { batchFinished(client) }
                     if readyForQuery(status, counted: !hidden) { released = true }
                 case BackendMessageID.parameterStatus:
@@ -109,7 +115,7 @@ extension ServerConnection {
                             // None of the statements took effect: this server's settings are
                             // unknown now, so it is not reused.
                             pooler.log.warning("\(logPrefix) setting session parameters failed: \(fields.message)")
-                            closeWhenReleased = true
+                            retireWhenReleased("setting session parameters failed")
                         } else {
                             batchFailed = true
                         }

@@ -65,6 +65,35 @@ import Testing
     /// 50 clients on 3 servers each prepare "s1", "s2", "s3" with their own
     /// queries and run them in 20 transactions: every result is the client's
     /// own, and PQdescribePrepared reports the client's parameter count.
+    /// The server's statement cache is full (max_prepared_statements = 2), so preparing
+    /// a third statement closes the least recently used one first; an error earlier in
+    /// the same pipeline makes PostgreSQL skip that Close. The statement is then still
+    /// on the server although the pooler counted it gone: using it again must not fail
+    /// with "already exists".
+    @Test func evictionSkippedByAnErrorLeavesNoGhostStatement() throws {
+        let pooler = try PoolerProcess(settings: ["default_pool_size = 1", "max_prepared_statements = 2"])
+        defer { pooler.stop() }
+        let client = try pooler.connect()
+        defer { client.close() }
+        try client.prepare("s1", "SELECT 1")
+        try client.prepare("s2", "SELECT 2")
+        #expect(try client.execPrepared("s1", []).scalar == "1")
+        #expect(try client.execPrepared("s2", []).scalar == "2")
+        let items = try client.pipeline([.query("SELECT 1/0", []), .prepare("s3", "SELECT 3"), .sync])
+        #expect(items.first.map { if case .error(let code, _) = $0 { code == "22012" } else { false } } == true,
+                "\(items)")
+        for _ in 0..<2 {
+            do {
+                #expect(try client.execPrepared("s1", [], timeout: 10).scalar == "1")
+                #expect(try client.execPrepared("s2", [], timeout: 10).scalar == "2")
+            } catch {
+                Issue.record("a statement used after a skipped eviction failed: \(error)\n\(pooler.diagnostics)")
+            }
+        }
+        try client.prepare("s3", "SELECT 3")
+        #expect(try client.execPrepared("s3", [], timeout: 10).scalar == "3")
+    }
+
     @Test func sameNamesDifferentQueriesFromFiftyClients() throws {
         let pooler = try PoolerProcess(settings: ["default_pool_size = 3"])
         defer { pooler.stop() }

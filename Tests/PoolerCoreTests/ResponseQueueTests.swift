@@ -201,6 +201,30 @@ import PoolerWire
         #expect(q.isEmpty)
     }
 
+    /// An error before an injected eviction Close: the server skips it, and the queue
+    /// says so once (the statement is still on the server).
+    @Test func skippedEvictionCloseIsReported() {
+        let q = ResponseQueue()
+        q.append(.bind)
+        q.append(.execute)
+        q.append(.hiddenClose)
+        q.append(.hiddenParse(statement: 3))
+        q.append(.sync)
+        #expect(q.serverSent(bindComplete) == .forward)
+        #expect(q.serverSent(BackendMessageID.errorResponse) == .forward)
+        #expect(q.serverSent(ready) == .forward)
+        #expect(q.takeSkippedEviction())
+        #expect(!q.takeSkippedEviction())
+        #expect(q.takeFailedStatements().map(\.statement) == [3])
+
+        let clean = ResponseQueue()
+        clean.append(.hiddenClose)
+        clean.append(.sync)
+        #expect(clean.serverSent(BackendMessageID.closeComplete) == .drop)
+        #expect(clean.serverSent(ready) == .forward)
+        #expect(!clean.takeSkippedEviction())
+    }
+
     @Test func failingParseErrorIsReplaced() {
         let q = ResponseQueue()
         q.append(.failingParse([7, 7]))
