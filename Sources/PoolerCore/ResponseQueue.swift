@@ -18,6 +18,9 @@ public final class ResponseQueue {
         /// A Close the pooler injected (cache eviction): its CloseComplete is hidden.
         case hiddenClose
         case sync
+        /// Where the client's CopyDone or CopyFail went, sent before the server's
+        /// CopyInResponse to an Execute arrived (see copyInStarted); no response.
+        case copyEnd
         /// A simple Query or FunctionCall: everything up to its ReadyForQuery.
         case query
         /// A Query the pooler injected: everything up to and including its ReadyForQuery is hidden.
@@ -46,7 +49,7 @@ public final class ResponseQueue {
     private enum Slot: Equatable {
         case parse(statement: Int?)
         case hiddenParse(statement: Int)
-        case bind, describe, execute, close, hiddenClose, sync, query, hiddenQuery
+        case bind, describe, execute, close, hiddenClose, sync, copyEnd, query, hiddenQuery
         case synthetic(payload: Int)
         case failingParse(payload: Int)
 
@@ -95,6 +98,7 @@ public final class ResponseQueue {
         case .close: return .close
         case .hiddenClose: return .hiddenClose
         case .sync: return .sync
+        case .copyEnd: return .copyEnd
         case .query: return .query
         case .hiddenQuery: return .hiddenQuery
         case .synthetic(let index): return .synthetic(payloads[index])
@@ -129,6 +133,7 @@ public final class ResponseQueue {
         case .close: slot = .close
         case .hiddenClose: slot = .hiddenClose
         case .sync: slot = .sync
+        case .copyEnd: slot = .copyEnd
         case .query: slot = .query
         case .hiddenQuery: slot = .hiddenQuery
         case .synthetic(let bytes): payloads.append(bytes); slot = .synthetic(payload: payloads.count - 1)
@@ -323,16 +328,30 @@ public final class ResponseQueue {
     /// copy-in mode, which ignores them: they are removed and their number returned (the
     /// CommandComplete or ErrorResponse that ends the COPY still answers the Execute,
     /// and the Sync after CopyDone the batch). 0, changing nothing, for a simple Query.
-    public func copyInStarted() -> Int {
-        guard head < tail, slots[head] == .execute else { return 0 }
+    /// Syncs after the client's CopyDone or CopyFail (a `.copyEnd` slot, when they went
+    /// out before the CopyInResponse came) are answered and stay; `ended` says the copy
+    /// had already ended on the client's side then (the marker goes too).
+    public func copyInStarted() -> (ignoredSyncs: Int, ended: Bool) {
+        guard head < tail, slots[head] == .execute else { return (0, false) }
         var end = head + 1
         while end < tail, slots[end] == .sync { end += 1 }
         let ignored = end - head - 1
-        guard ignored > 0 else { return 0 }
+        let ended = end < tail && slots[end] == .copyEnd
+        if ended { end += 1 }
+        let removed = end - head - 1
+        guard removed > 0 else { return (0, false) }
         let rest = tail - end
         if rest > 0 { UnsafeMutableRawPointer(slots + head + 1).copyMemory(from: slots + end, byteCount: rest * MemoryLayout<Slot>.stride) }
-        tail -= ignored
-        return ignored
+        tail -= removed
+        return (ignored, ended)
+    }
+
+    /// The client sent CopyDone or CopyFail before any CopyInResponse came, with
+    /// extended-protocol messages unanswered: marks the spot for copyInStarted (the next
+    /// ReadyForQuery or error drops the mark if no COPY starts).
+    public func clientEndedCopy() {
+        guard head < tail, !inSimpleQuery else { return }
+        appendSlot(.copyEnd)
     }
 
     /// Whether the oldest expectation is an extended-protocol Execute.

@@ -12,6 +12,9 @@ public struct TransactionTracker: Sendable {
     /// ignores Sync (and Flush) until the client's CopyDone or CopyFail, so a Sync sent
     /// meanwhile gets no ReadyForQuery of its own (see copyInStarted).
     public var inCopyIn = false
+    /// The last CopyDone/CopyFail went out before any CopyInResponse (a client that
+    /// pipelines past it): its place in the response queue matters (copyInStarted).
+    public var copyEndedEarly = false
 
     public init() {}
 
@@ -35,6 +38,7 @@ public struct TransactionTracker: Sendable {
             outstanding += 1
             unsynced = false
         case FrontendMessageID.copyDone, FrontendMessageID.copyFail:
+            copyEndedEarly = !inCopyIn
             inCopyIn = false
         case FrontendMessageID.parse, FrontendMessageID.bind, FrontendMessageID.execute,
              FrontendMessageID.describe, FrontendMessageID.close, FrontendMessageID.flush:
@@ -70,9 +74,10 @@ public struct TransactionTracker: Sendable {
     /// The server answered CopyInResponse to an extended-protocol Execute, and
     /// `ignoredSyncs` Syncs the client sent after that Execute reached it in copy-in
     /// mode: they will get no ReadyForQuery (clients such as libpq's PQexecParams and
-    /// tokio-postgres send Sync after Execute and again after CopyDone).
-    public mutating func copyInStarted(ignoredSyncs: Int) {
-        inCopyIn = true
+    /// tokio-postgres send Sync after Execute and again after CopyDone). `ended`: the
+    /// client's CopyDone or CopyFail went out already (before the CopyInResponse came).
+    public mutating func copyInStarted(ignoredSyncs: Int, ended: Bool) {
+        inCopyIn = !ended
         outstanding = max(0, outstanding - ignoredSyncs)
     }
 
@@ -86,10 +91,11 @@ public struct TransactionTracker: Sendable {
 
     /// Nothing in flight and outside any transaction: safe to hand to another client.
     @inlinable
-    public var isClean: Bool { outstanding == 0 && !unsynced && status == .idle }
+    public var isClean: Bool { outstanding == 0 && !unsynced && status == .idle && !inCopyIn }
 
     public mutating func reset() {
         inCopyIn = false
+        copyEndedEarly = false
         outstanding = 0
         unsynced = false
         status = .idle

@@ -19,6 +19,11 @@ extension ClientConnection {
     func expectResponse(to type: UInt8, on server: ServerConnection) {
         // A Sync during an extended-protocol COPY FROM STDIN is ignored by the server.
         if type == FrontendMessageID.sync && server.tracker.inCopyIn { return }
+        if type == FrontendMessageID.copyDone || type == FrontendMessageID.copyFail {
+            // Ahead of the CopyInResponse: copyInStarted needs to know where.
+            if server.tracker.copyEndedEarly { server.responses.clientEndedCopy() }
+            return
+        }
         server.responses.expectResponse(toClientMessage: type)
     }
 

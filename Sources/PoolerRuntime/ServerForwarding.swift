@@ -76,7 +76,8 @@ extension ServerConnection {
                 }
                 if (type == BackendMessageID.copyInResponse || type == BackendMessageID.copyBothResponse)
                     && !hidden && responses.executeIsNext {
-                    tracker.copyInStarted(ignoredSyncs: responses.copyInStarted())
+                    let copy = responses.copyInStarted()
+                    tracker.copyInStarted(ignoredSyncs: copy.ignoredSyncs, ended: copy.ended)
                 }
                 let disposition = responses.serverSent(type)
                 let forward = disposition == .forward

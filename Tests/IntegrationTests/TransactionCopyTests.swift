@@ -122,6 +122,56 @@ import Testing
         }
     }
 
+    /// A client that leaves in the middle of an extended-protocol COPY FROM STDIN (after
+    /// the CopyInResponse, its Sync ignored by the server): the server is still in the
+    /// copy and must not serve the next client; and one that sends CopyDone and the
+    /// last Sync before the CopyInResponse arrives is answered once and leaves the
+    /// server clean.
+    @Test func extendedCopyInLeftOrPipelined() throws {
+        let pooler = try PoolerProcess(settings: ["default_pool_size = 1", "auth_type = trust", "query_wait_timeout = 10"])
+        defer { pooler.stop() }
+        let table = TestEnvironment.uniqueName("copyleft")
+        let owner = try pooler.cluster.directConnection()
+        defer { owner.close() }
+        try owner.exec("CREATE TABLE \(table) (n int)")
+        try owner.exec("GRANT ALL ON \(table) TO md5app")
+        func rawClient() throws -> RawSocket {
+            let client = try RawSocket(port: pooler.port)
+            client.send(FrontendPacket.startup([("user", "md5app"), ("database", "app_db")]))
+            var ready = false
+            while !ready, let message = client.readMessage(timeout: 10) { ready = message.typeCharacter == "Z" }
+            try #require(ready, "the raw client did not log in\n\(pooler.diagnostics)")
+            return client
+        }
+        let leaver = try rawClient()
+        leaver.send(FrontendPacket.extendedQuery("COPY \(table) FROM STDIN"))
+        var copying = false
+        while !copying, let message = leaver.readMessage(timeout: 10) { copying = message.typeCharacter == "G" }
+        try #require(copying, "no CopyInResponse\n\(pooler.diagnostics)")
+        leaver.close()
+
+        let pipeliner = try rawClient()
+        defer { pipeliner.close() }
+        pipeliner.send(FrontendPacket.extendedQuery("COPY \(table) FROM STDIN")
+                       + FrontendPacket.message("d", Array("7\n".utf8)) + FrontendPacket.message("c", [])
+                       + FrontendPacket.message("S", []))
+        var types: [Character] = []
+        while let message = pipeliner.readMessage(timeout: 10) {
+            types.append(message.typeCharacter)
+            if message.typeCharacter == "Z" { break }
+        }
+        #expect(types.last == "Z" && types.contains("C") && !types.contains("E"), "\(types)\n\(pooler.diagnostics)")
+        #expect(pipeliner.readMessage(timeout: 0.3) == nil, "a second ReadyForQuery or more came")
+
+        let next = try pooler.connect(user: "md5app")
+        defer { next.close() }
+        do {
+            #expect(try next.exec("SELECT count(*) FROM \(table)", timeout: 15).scalar == "1")
+        } catch {
+            Issue.record("the next client failed after a client left an extended COPY: \(error)\n\(pooler.diagnostics)")
+        }
+    }
+
     /// A client that dies half-way through a large CopyData frame after PostgreSQL
     /// already failed the COPY (and said ReadyForQuery): the rest of that frame never
     /// comes, so the server is not reused (the next client's bytes would be read as the

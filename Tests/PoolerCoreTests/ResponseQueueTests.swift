@@ -33,7 +33,7 @@ import PoolerWire
         #expect(q.serverSent(bindComplete) == .forward)
         #expect(q.serverSent(BackendMessageID.noData) == .forward)
         #expect(q.executeIsNext)
-        #expect(q.copyInStarted() == 1)
+        #expect(q.copyInStarted() == (1, false))
         #expect(q.count == 1 && q.first == .execute)
         q.expectResponse(toClientMessage: FrontendMessageID.sync) // after CopyDone
         #expect(q.serverSent(BackendMessageID.commandComplete) == .forward)
@@ -43,7 +43,25 @@ import PoolerWire
 
         let simple = ResponseQueue()
         simple.expectResponse(toClientMessage: FrontendMessageID.query)
-        #expect(!simple.executeIsNext && simple.copyInStarted() == 0 && simple.count == 1)
+        #expect(!simple.executeIsNext && simple.copyInStarted() == (0, false) && simple.count == 1)
+    }
+
+    /// A client that pipelines Execute, Sync, CopyData, CopyDone, Sync before the
+    /// CopyInResponse comes: only the Sync before CopyDone is ignored; the one after it
+    /// is answered, and the copy has already ended on the client's side.
+    @Test func copyEndedBeforeCopyInResponseKeepsTheLaterSync() {
+        let q = ResponseQueue()
+        for type in [FrontendMessageID.bind, FrontendMessageID.execute, FrontendMessageID.sync] {
+            q.expectResponse(toClientMessage: type)
+        }
+        q.clientEndedCopy()
+        q.expectResponse(toClientMessage: FrontendMessageID.sync)
+        #expect(q.serverSent(bindComplete) == .forward)
+        #expect(q.copyInStarted() == (1, true))
+        #expect(q.count == 2 && q.first == .execute)
+        #expect(q.serverSent(BackendMessageID.commandComplete) == .forward)
+        #expect(q.serverSent(ready) == .forward)
+        #expect(q.isEmpty)
     }
 
     @Test func clientMessagesQueueWhatAnswersThem() {

@@ -20,12 +20,28 @@ import PoolerWire
         var t = TransactionTracker()
         for type in [FrontendMessageID.parse, FrontendMessageID.bind, FrontendMessageID.describe,
                      FrontendMessageID.execute, FrontendMessageID.sync] { _ = t.clientSent(type) }
-        t.copyInStarted(ignoredSyncs: 1)
+        t.copyInStarted(ignoredSyncs: 1, ended: false)
+        // In the copy the server is never clean: a client leaving now leaves it mid-COPY.
+        #expect(!t.isClean)
         for type in [FrontendMessageID.copyData, FrontendMessageID.sync, FrontendMessageID.copyData,
                      FrontendMessageID.copyDone, FrontendMessageID.sync] { _ = t.clientSent(type) }
-        #expect(!t.isClean)
+        #expect(!t.isClean && !t.copyEndedEarly)
         let clean = t.serverReady(.idle)
         #expect(clean && !t.inCopyIn)
+    }
+
+    /// CopyDone and the Sync after it sent before the CopyInResponse came: that Sync is
+    /// counted and answered; only the one before CopyDone is ignored.
+    @Test func copyEndedBeforeCopyInResponse() {
+        var t = TransactionTracker()
+        for type in [FrontendMessageID.bind, FrontendMessageID.execute, FrontendMessageID.sync,
+                     FrontendMessageID.copyData, FrontendMessageID.copyDone] { _ = t.clientSent(type) }
+        #expect(t.copyEndedEarly)
+        _ = t.clientSent(FrontendMessageID.sync)
+        t.copyInStarted(ignoredSyncs: 1, ended: true)
+        #expect(!t.inCopyIn && t.outstanding == 1 && !t.isClean)
+        let clean = t.serverReady(.idle)
+        #expect(clean)
     }
 
     @Test func transactionBlockHoldsUntilIdle() {

@@ -165,6 +165,20 @@ enum FrontendPacket {
         [type.asciiValue!] + bigEndian(length) + body
     }
 
+    /// A typed message whose length field is right.
+    static func message(_ type: Character, _ body: [UInt8]) -> [UInt8] {
+        message(type, length: UInt32(4 + body.count), body: body)
+    }
+
+    /// Parse, Bind, Execute (unnamed statement and portal, no parameters) and Sync: a
+    /// query in the extended protocol, as PQexecParams sends it.
+    static func extendedQuery(_ sql: String) -> [UInt8] {
+        message("P", [0] + Array(sql.utf8) + [0, 0, 0])
+            + message("B", [0, 0, 0, 0, 0, 0, 0, 0])
+            + message("E", [0, 0, 0, 0, 0])
+            + message("S", [])
+    }
+
     static func bigEndian(_ value: UInt32) -> [UInt8] {
         [UInt8(value >> 24), UInt8(value >> 16 & 0xff), UInt8(value >> 8 & 0xff), UInt8(value & 0xff)]
     }
