@@ -77,6 +77,10 @@ public final class ResponseQueue {
     /// A Close the pooler injected to evict a statement was skipped after an error: the
     /// server still has that statement.
     private var skippedEviction = false
+    /// A Parse the pooler expected the server to refuse (the name exists there) was
+    /// accepted: the server lacked the statement (its own Parse skipped after an error)
+    /// and now holds the client's new text under the name other clients use.
+    public private(set) var parseUnexpectedlyAccepted = false
 
     public init() {
         slots = .allocate(capacity: capacity)
@@ -176,6 +180,7 @@ public final class ResponseQueue {
         if !payloads.isEmpty { payloads.removeAll() }
         if !failedStatements.isEmpty { failedStatements.removeAll() }
         skippedEviction = false
+        parseUnexpectedlyAccepted = false
     }
 
     /// True (once) when an eviction Close was skipped since the last call.
@@ -282,6 +287,7 @@ public final class ResponseQueue {
         case BackendMessageID.parseComplete:
             switch first {
             case .hiddenParse: head += 1; return .drop
+            case .failingParse: head += 1; parseUnexpectedlyAccepted = true; return .drop
             case .parse: head += 1
             default: break
             }

@@ -117,6 +117,9 @@ final class ClientConnection: Connection {
     var acquiringInline = false
     /// The connection began with a TLS ClientHello (no SSLRequest).
     var directTLS = false
+    /// Encryption requests answered so far (bit 1: SSLRequest, bit 2: GSSENCRequest):
+    /// as PostgreSQL, each may come once.
+    var negotiated: UInt8 = 0
 
     init(pooler: Pooler, fd: Int32, remote: SocketAddress, localPort: Int, isUnixSocket: Bool) {
         self.isUnixSocket = isUnixSocket

@@ -10,6 +10,12 @@ extension ClientConnection {
     // MARK: startup
 
     func processStartup() {
+        // After a CancelRequest nothing more is read: bytes that came with it are dropped
+        // (they must not start a login, or more cancels, on this connection).
+        guard wantsRead else {
+            input.consume(input.readableCount)
+            return
+        }
         if tls == nil, TLSSession.looksLikeTLSClientHello(input.readable) {
             startDirectTLS()
             return
@@ -51,6 +57,21 @@ extension ClientConnection {
     }
 
     func handleStartup(_ packet: StartupPacket) {
+        switch packet {
+        case .sslRequest, .gssEncRequest:
+            // As PostgreSQL: one of each; a repeat is an unsupported protocol (otherwise a
+            // client could loop here, its answers piling up unread).
+            let bit: UInt8 = packet == .sslRequest ? 1 : 2
+            guard negotiated & bit == 0 else {
+                let code = packet == .sslRequest ? 80877103 : 80877104
+                fail(message: "unsupported frontend protocol \(code >> 16).\(code & 0xFFFF): server supports 3.0 to 3.0",
+                     code: SQLState.protocolViolation)
+                return
+            }
+            negotiated |= bit
+        default:
+            break
+        }
         switch packet {
         case .sslRequest:
             guard tls == nil, let context = pooler.tlsSetup.clients, !isUnixSocket else {

@@ -80,6 +80,14 @@ extension ServerConnection {
                     tracker.copyInStarted(ignoredSyncs: copy.ignoredSyncs, ended: copy.ended)
                 }
                 let disposition = responses.serverSent(type)
+                if responses.parseUnexpectedlyAccepted {
+                    // The server's statements are not what the cache says, and the client's
+                    // batch went on where it expected an error: neither can continue.
+                    run.flush(to: client)
+                    client.serverFailed(message: "prepared statement state of the server in doubt")
+                    close(reason: "a Parse of an existing statement name was accepted")
+                    return
+                }
                 let forward = disposition == .forward
                 switch type {
                 case BackendMessageID.readyForQuery:

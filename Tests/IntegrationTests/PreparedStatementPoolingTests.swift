@@ -94,6 +94,32 @@ import Testing
         #expect(try client.execPrepared("s3", [], timeout: 10).scalar == "3")
     }
 
+    /// A pipeline whose error makes PostgreSQL skip the pooler's hidden Parse (the
+    /// server lacks a statement the client binds), then re-prepares that name with
+    /// other text: the server accepts it where the pooler expected "already exists",
+    /// and would hold the new text under the statement other clients use. That client
+    /// is failed and the server closed; another client's statement stays right.
+    @Test func reprepareAcceptedAfterSkippedParseDoesNotLeakToOthers() throws {
+        let pooler = try PoolerProcess(settings: ["default_pool_size = 1"])
+        defer { pooler.stop() }
+        let admin = try pooler.admin()
+        defer { admin.close() }
+        let first = try pooler.connect()
+        defer { first.close() }
+        try first.prepare("s", "SELECT 1")
+        #expect(try first.execPrepared("s", []).scalar == "1")
+        try admin.exec("RECONNECT") // the next server lacks the statement
+        // The first client's own outcome is an error either way (its Parse of an existing
+        // name, or the failure the pooler reports): what matters is the other client.
+        _ = try? first.pipeline([.query("SELEC 1", []), .executePrepared("s", []), .sync,
+                                 .prepare("s", "SELECT 2"), .sync], timeout: 10)
+        let other = try pooler.connect()
+        defer { other.close() }
+        try other.prepare("t", "SELECT 1")
+        #expect(try other.execPrepared("t", [], timeout: 10).scalar == "1",
+                "another client's statement ran the text of a failed re-prepare\n\(pooler.diagnostics)")
+    }
+
     @Test func sameNamesDifferentQueriesFromFiftyClients() throws {
         let pooler = try PoolerProcess(settings: ["default_pool_size = 3"])
         defer { pooler.stop() }

@@ -20,6 +20,41 @@ import Testing
         #expect(try client.exec("SELECT 1").scalar == "1")
     }
 
+    /// Bytes sent after a CancelRequest on the same connection are not processed: a
+    /// StartupMessage there starts no login (the connection gets no message and closes).
+    @Test func bytesAfterACancelRequestAreIgnored() throws {
+        let pooler = try PoolerProcess()
+        defer { pooler.stop() }
+        let socket = try RawSocket(port: pooler.port)
+        defer { socket.close() }
+        let cancel = FrontendPacket.bigEndian(16) + FrontendPacket.bigEndian(80877102) + [0, 0, 0, 1, 0, 0, 0, 2]
+        socket.send(cancel + FrontendPacket.startup([("user", "app"), ("database", "app_db")]))
+        let messages = socket.readUntilClosed(timeout: 10)
+        #expect(messages.isEmpty, "the cancel connection answered: \(messages)\n\(pooler.diagnostics)")
+        #expect(!pooler.logText.contains("login attempt"), "a login started after the CancelRequest\n\(pooler.diagnostics)")
+        try Self.expectHealthy(pooler)
+    }
+
+    /// As PostgreSQL, SSLRequest and GSSENCRequest are answered once each; a repeat is an
+    /// unsupported protocol (08P01), so a client cannot loop on them.
+    @Test func repeatedEncryptionRequestIsRefused() throws {
+        let pooler = try PoolerProcess()
+        defer { pooler.stop() }
+        for code: UInt32 in [80877103, 80877104] {
+            let socket = try RawSocket(port: pooler.port)
+            defer { socket.close() }
+            let request = FrontendPacket.bigEndian(8) + FrontendPacket.bigEndian(code)
+            socket.send(request)
+            #expect(socket.readBytes(1, timeout: 10) == [UInt8(ascii: "N")], "\(pooler.diagnostics)")
+            socket.send(request)
+            let messages = socket.readUntilClosed(timeout: 10)
+            let error = messages.first { $0.typeCharacter == "E" }
+            #expect(error.map { String(decoding: $0.payload, as: UTF8.self).contains("08P01") } == true,
+                    "request \(code) repeated: \(messages)\n\(pooler.diagnostics)")
+        }
+        try Self.expectHealthy(pooler)
+    }
+
     @Test func oversizeStartupPacketIsRefusedWith08P01() throws {
         let pooler = try PoolerProcess()
         defer { pooler.stop() }
