@@ -120,6 +120,41 @@ import Testing
                 "another client's statement ran the text of a failed re-prepare\n\(pooler.diagnostics)")
     }
 
+    /// A client that asks for answers the pooler gives without a server (re-preparing a
+    /// name it has: Parse + Sync, answered 42P05 and ReadyForQuery) and never reads them:
+    /// what the pooler holds toward it stays bounded instead of growing with the flood
+    /// (each answer is about 4 bytes per byte read).
+    @Test func unreadAnswersOfThePoolersOwnStayBounded() throws {
+        let pooler = try PoolerProcess(settings: ["auth_type = trust", "max_prepared_statements = 100"])
+        defer { pooler.stop() }
+        let client = try RawSocket(port: pooler.port)
+        defer { client.close() }
+        client.send(FrontendPacket.startup([("user", "md5app"), ("database", "app_db")]))
+        var ready = false
+        while !ready, let message = client.readMessage(timeout: 10) { ready = message.typeCharacter == "Z" }
+        try #require(ready, "the raw client did not log in\n\(pooler.diagnostics)")
+        let prepare = FrontendPacket.message("P", Array("s".utf8) + [0] + Array("SELECT 1".utf8) + [0, 0, 0])
+            + FrontendPacket.message("S", [])
+        client.send(prepare)
+        var prepared = false
+        while !prepared, let message = client.readMessage(timeout: 10) { prepared = message.typeCharacter == "Z" }
+        try #require(prepared, "\(pooler.diagnostics)")
+        let megabyte = Array(repeating: prepare, count: 1_048_576 / prepare.count).flatMap { $0 }
+        let flood = Array(repeating: megabyte, count: 24).flatMap { $0 }
+        _ = client.sendUntilStalled(flood, stall: 2)
+        // What the pooler holds toward the client (SHOW SOCKETS send_avail): bounded by
+        // the backpressure limit plus one read's answers, not growing with the flood.
+        let admin = try pooler.admin()
+        defer { admin.close() }
+        let sockets = try admin.exec("SHOW SOCKETS")
+        let buffered = sockets.rowIndices(where: ["user": "md5app"]).compactMap { Int(sockets.value($0, "send_avail") ?? "") }.max() ?? -1
+        #expect(buffered >= 0 && buffered < 1_048_576,
+                "the pooler holds \(buffered) bytes of answers nobody reads\n\(pooler.diagnostics)")
+        let other = try pooler.connect(user: "md5app")
+        defer { other.close() }
+        #expect(try other.exec("SELECT 1").scalar == "1")
+    }
+
     @Test func sameNamesDifferentQueriesFromFiftyClients() throws {
         let pooler = try PoolerProcess(settings: ["default_pool_size = 3"])
         defer { pooler.stop() }

@@ -49,6 +49,26 @@ final class RawSocket {
         return true
     }
 
+    /// Writes `bytes` until done or until the socket has stayed full for `stall` seconds;
+    /// returns how many bytes went out (the peer stopped reading if fewer than all).
+    func sendUntilStalled(_ bytes: [UInt8], stall: Double = 1) -> Int {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes {
+                Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
+            }
+            if written > 0 {
+                offset += written
+                continue
+            }
+            if written < 0 && errno == EINTR { continue }
+            guard written < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) else { break }
+            var writable = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
+            if poll(&writable, 1, Int32(stall * 1000)) <= 0 { break }
+        }
+        return offset
+    }
+
     /// Reads whatever arrives within `timeout` seconds into the buffer;
     /// returns false on timeout with nothing read.
     private func fill(deadline: Deadline) -> Bool {
