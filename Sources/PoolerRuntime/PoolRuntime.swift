@@ -491,6 +491,10 @@ final class PoolRuntime {
     /// when released.
     func reconnect() {
         if board != nil { pooler.workers.bumpGeneration(database: key.database) }
+        // The next server's parameters (server_version, TimeZone, ...) are the ones new
+        // clients get, as PgBouncer's tag_pool_dirty drops its welcome message.
+        welcome = nil
+        pooler.workers.forgetWelcome(for: key)
         for server in state.idle where state.removeIdle(server) {
             server.terminate(reason: "database configuration changed")
         }

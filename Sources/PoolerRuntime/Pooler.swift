@@ -356,13 +356,7 @@ final class Pooler {
         } else if let scramKeys, database.user == nil {
             credential = .scramKeys(clientKey: scramKeys.clientKey, serverKey: scramKeys.serverKey)
         } else if let secret = secret(for: serverUser) ?? (serverUser == clientUser ? lookedUpSecret : nil) {
-            if SCRAMSecret.parse(secret) != nil {
-                credential = .none // needs a client's SCRAM keys first
-            } else if MD5Password.isMD5Hash(secret) {
-                credential = .md5Hash(secret)
-            } else {
-                credential = .plaintext(secret)
-            }
+            credential = Self.serverCredential(secret: secret)
         } else {
             credential = .none
         }
@@ -373,6 +367,13 @@ final class Pooler {
         pools[key] = pool
         poolOrder.append(key)
         return pool
+    }
+
+    /// How the pooler logs in to servers with a stored secret: a SCRAM verifier needs a
+    /// client's keys first (none until one logs in), md5 hashes and plain passwords serve.
+    static func serverCredential(secret: String) -> ServerCredential {
+        if SCRAMSecret.parse(secret) != nil { return .none }
+        return MD5Password.isMD5Hash(secret) ? .md5Hash(secret) : .plaintext(secret)
     }
 
     /// A pool's limits as PgBouncer 1.25 resolves them: the [users] entry, then the
@@ -690,6 +691,7 @@ final class Pooler {
     func apply(_ fresh: Config) {
         let old = config
         config = fresh
+        let oldSecrets = authSecrets
         if let secrets = try? (fresh.settings.authFile.isEmpty ? [:] : AuthFile.load(path: fresh.settings.authFile)) {
             authSecrets = secrets
         }
@@ -698,9 +700,20 @@ final class Pooler {
         resolver.negativeTTL = UInt64(fresh.settings.dnsNXDomainTTL * 1_000_000)
         for pool in pools.values {
             guard let database = fresh.database(named: pool.key.database) else { continue }
+            // As PgBouncer's parse_database: any of these makes the entry a new one.
             let changed = database.host != pool.database.host || database.port != pool.database.port
                 || database.dbname != pool.database.dbname || database.user != pool.database.user
-                || database.password != pool.database.password
+                || database.password != pool.database.password || database.connectQuery != pool.database.connectQuery
+                || database.authUser != pool.database.authUser || database.authQuery != pool.database.authQuery
+                || database.authDbname != pool.database.authDbname || database.loadBalanceHosts != pool.database.loadBalanceHosts
+            // New server logins use the new password: the entry's, or the auth_file's when
+            // the server user's secret there changed (a SCRAM verifier waits for the next
+            // client's keys), as PgBouncer updates the credentials its pools point to.
+            if let password = database.password {
+                pool.credential = .plaintext(password)
+            } else if pool.database.password != nil || oldSecrets[pool.key.user] != authSecrets[pool.key.user] {
+                pool.credential = authSecrets[pool.key.user].map(Self.serverCredential) ?? .none
+            }
             pool.database = database
             pool.state.limits = poolLimits(database: database, user: pool.key.user)
             if changed { pool.reconnect() }

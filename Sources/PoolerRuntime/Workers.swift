@@ -377,6 +377,8 @@ final class Workers: @unchecked Sendable {
     /// logging in on another loop does not wait for a server of its own.
     func welcome(for key: PoolKey) -> [(String, String)]? { lock.withLock { welcomes[key] } }
 
+    func forgetWelcome(for key: PoolKey) { lock.withLock { welcomes[key] = nil } }
+
     func setWelcome(_ parameters: [(String, String)], for key: PoolKey) {
         lock.withLock { if welcomes[key] == nil { welcomes[key] = parameters } }
     }

@@ -99,6 +99,58 @@ import Testing
         #expect(applied, "\(pooler.diagnostics)")
     }
 
+    /// A user's password changed in PostgreSQL and in auth_file, then RELOAD: new server
+    /// logins use the new one (the pool kept the old one for ever, every login failing).
+    @Test func reloadedAuthFilePasswordIsUsedForServerLogins() throws {
+        let cluster = try PostgresCluster.shared()
+        let role = TestEnvironment.uniqueName("pwchange")
+        _ = try cluster.superuserExec("CREATE ROLE \(role) LOGIN PASSWORD 'first-password'")
+        _ = try cluster.superuserExec("GRANT CONNECT ON DATABASE app_db TO \(role)")
+        let userlist = cluster.userlist + "\"\(role)\" \"first-password\"\n"
+        let pooler = try PoolerProcess(settings: ["auth_type = trust"], userlist: userlist)
+        defer { pooler.stop() }
+        let client = try pooler.connect(user: role)
+        defer { client.close() }
+        #expect(try client.exec("SELECT current_user").scalar == role)
+
+        _ = try cluster.superuserExec("ALTER ROLE \(role) PASSWORD 'second-password'")
+        try writeTextFile(pooler.authFilePath, cluster.userlist + "\"\(role)\" \"second-password\"\n", mode: 0o600)
+        let admin = try pooler.admin()
+        defer { admin.close() }
+        try admin.exec("RELOAD")
+        try admin.exec("RECONNECT") // the next transaction needs a new server login
+        do {
+            #expect(try client.exec("SELECT current_user", timeout: 15).scalar == role)
+            let fresh = try pooler.connect(user: role)
+            defer { fresh.close() }
+            #expect(try fresh.exec("SELECT 1", timeout: 15).scalar == "1")
+        } catch {
+            Issue.record("server login after a password change and RELOAD failed: \(error)\n\(pooler.diagnostics)")
+        }
+    }
+
+    /// An entry moved to another database (as to a new host): after RELOAD new clients
+    /// get the new server's parameters (here its TimeZone), not the old server's.
+    @Test func reloadedEntryGivesNewClientsTheNewServersParameters() throws {
+        let cluster = try PostgresCluster.shared()
+        let tokyo = try cluster.createDatabase(prefix: "tz")
+        _ = try cluster.superuserExec("ALTER DATABASE \(tokyo) SET TimeZone = 'Asia/Tokyo'")
+        let pooler = try PoolerProcess(databases: ["app_db = host=127.0.0.1 port=\(cluster.port) dbname=app_db"])
+        defer { pooler.stop() }
+        let before = try pooler.connect()
+        defer { before.close() }
+        #expect(try before.exec("SELECT 1").scalar == "1")
+        #expect(before.parameterStatus("TimeZone") != "Asia/Tokyo")
+        try Self.rewriteIni(pooler, databases: ["app_db = host=127.0.0.1 port=\(cluster.port) dbname=\(tokyo)"])
+        let admin = try pooler.admin()
+        defer { admin.close() }
+        try admin.exec("RELOAD")
+        let after = try pooler.connect(timeout: 15)
+        defer { after.close() }
+        #expect(try after.exec("SELECT current_database()").scalar == tokyo)
+        #expect(after.parameterStatus("TimeZone") == "Asia/Tokyo", "\(pooler.diagnostics)")
+    }
+
     @Test func sighupAddsADatabase() throws {
         let pooler = try PoolerProcess(databases: [
             "app_db = host=127.0.0.1 port=\(PostgresCluster.shared().port) dbname=app_db",
