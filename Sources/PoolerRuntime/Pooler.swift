@@ -659,10 +659,11 @@ final class Pooler {
         // conffile (set in the file or with SET) names the file RELOAD reads.
         if !settings.conffile.isEmpty { configPath = settings.conffile }
         log.info("reloading config from \(configPath)")
-        let fresh: Config
+        var fresh: Config
         let tls: TLSSetup
         do {
             fresh = try Config.load(path: configPath)
+            keepRestartOnlyKeys(in: &fresh.settings)
             _ = fresh.settings.authFile.isEmpty ? [:] : try AuthFile.load(path: fresh.settings.authFile)
             tls = try TLSSetup.make(fresh.settings)
             let freshHBA = try Self.loadHBA(fresh.settings)
@@ -683,6 +684,19 @@ final class Pooler {
             pooler.apply(fresh)
         }
         return true
+    }
+
+    /// Keys that need a restart (listen_port, pkt_buf, workers, disable_pqexec, ...) keep
+    /// their running value on RELOAD, as PgBouncer's reload skips them: applying them
+    /// halfway (SHOW CONFIG saying one thing, the listeners another; disable_pqexec
+    /// changing under connected clients) helps nobody. A change waits for the restart.
+    private func keepRestartOnlyKeys(in fresh: inout Settings) {
+        for key in ConfigKeys.all where !key.reloadable {
+            guard let running = settings.value(of: key.name), let wanted = fresh.value(of: key.name),
+                  running != wanted else { continue }
+            log.warning("\(key.name) changed from '\(running)' to '\(wanted)' in the config: it needs a restart, keeping '\(running)'")
+            try? fresh.set(key.name, to: running)
+        }
     }
 
     /// Puts a new configuration in force (RELOAD, SIGHUP, SET): pool sizes and modes

@@ -151,6 +151,26 @@ import Testing
         #expect(after.parameterStatus("TimeZone") == "Asia/Tokyo", "\(pooler.diagnostics)")
     }
 
+    /// Keys that need a restart keep their running value on RELOAD (as PgBouncer), with
+    /// a warning; reloadable ones in the same file take effect.
+    @Test func reloadKeepsRestartOnlyKeys() throws {
+        let pooler = try PoolerProcess()
+        defer { pooler.stop() }
+        let port = String(pooler.port)
+        try Self.rewriteIni(pooler, settings: ["listen_port = \(pooler.port + 1)", "disable_pqexec = 1",
+                                               "default_pool_size = 7"])
+        let admin = try pooler.admin()
+        defer { admin.close() }
+        try admin.exec("RELOAD")
+        #expect(try Self.configValue(admin, "listen_port") == port)
+        #expect(try Self.configValue(admin, "disable_pqexec") == "0")
+        #expect(try Self.configValue(admin, "default_pool_size") == "7")
+        #expect(pooler.logText.contains("listen_port changed from '\(port)'"), "\(pooler.diagnostics)")
+        let client = try pooler.connect()
+        defer { client.close() }
+        #expect(try client.exec("SELECT 'simple query still allowed'").scalar == "simple query still allowed")
+    }
+
     @Test func sighupAddsADatabase() throws {
         let pooler = try PoolerProcess(databases: [
             "app_db = host=127.0.0.1 port=\(PostgresCluster.shared().port) dbname=app_db",
