@@ -575,6 +575,15 @@ final class PoolRuntime {
                 server.terminate(reason: "server lifetime over")
             }
         }
+        // A pool_size lowered by RELOAD: idle servers beyond it (and the reserve) close,
+        // as PgBouncer's check_pool_size.
+        let poolSize = state.limits.poolSize
+        if poolSize > 0 {
+            let allowed = poolSize + state.limits.reservePoolSize
+            for server in state.idle where totalServers > allowed && state.removeIdle(server) {
+                server.terminate(reason: "too many servers in the pool")
+            }
+        }
         checkIdleServers(now: now)
         if !state.waiting.isEmpty || !welcomeWaiters.isEmpty || !replicationWaiters.isEmpty
             || state.serverCount < state.limits.minPoolSize {

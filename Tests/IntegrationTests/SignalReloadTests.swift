@@ -171,6 +171,37 @@ import Testing
         #expect(try client.exec("SELECT 'simple query still allowed'").scalar == "simple query still allowed")
     }
 
+    /// default_pool_size lowered by RELOAD: the idle servers beyond it close (as
+    /// PgBouncer's check_pool_size), instead of staying until server_idle_timeout.
+    @Test func reloadedSmallerPoolSizeClosesExtraIdleServers() throws {
+        let pooler = try PoolerProcess(settings: ["default_pool_size = 3", "workers = 1"])
+        defer { pooler.stop() }
+        let clients = try (0..<3).map { _ in try pooler.connect() }
+        defer { for client in clients { client.close() } }
+        for client in clients {
+            try client.exec("BEGIN")
+            _ = try client.exec("SELECT 1")
+        }
+        for client in clients { try client.exec("COMMIT") }
+        let admin = try pooler.admin()
+        defer { admin.close() }
+        func servers() throws -> Int {
+            let pools = try admin.exec("SHOW POOLS")
+            return pools.rowIndices(where: ["database": "app_db", "user": "app"]).reduce(0) { total, index in
+                total + ["sv_active", "sv_idle", "sv_used", "sv_tested", "sv_login"].reduce(0) {
+                    $0 + (Int(pools.value(index, $1) ?? "0") ?? 0)
+                }
+            }
+        }
+        #expect(try servers() == 3)
+        try Self.rewriteIni(pooler, settings: ["default_pool_size = 1"])
+        try admin.exec("RELOAD")
+        let shrunk = try waitUntil(timeout: 10, interval: 0.1) { try servers() == 1 }
+        let left = try servers()
+        #expect(shrunk, "servers after RELOAD: \(left)\n\(pooler.diagnostics)")
+        #expect(try clients[0].exec("SELECT 2").scalar == "2")
+    }
+
     @Test func sighupAddsADatabase() throws {
         let pooler = try PoolerProcess(databases: [
             "app_db = host=127.0.0.1 port=\(PostgresCluster.shared().port) dbname=app_db",
