@@ -713,7 +713,12 @@ final class Pooler {
         resolver.ttl = UInt64(fresh.settings.dnsMaxTTL * 1_000_000)
         resolver.negativeTTL = UInt64(fresh.settings.dnsNXDomainTTL * 1_000_000)
         for pool in pools.values {
-            guard let database = fresh.database(named: pool.key.database) else { continue }
+            guard let database = fresh.database(named: pool.key.database) else {
+                // Removed: its clients may finish; it opens no more servers of its own
+                // accord and goes once they have (freeUnusedPools).
+                pool.state.limits.minPoolSize = 0
+                continue
+            }
             // As PgBouncer's parse_database: any of these makes the entry a new one.
             let changed = database.host != pool.database.host || database.port != pool.database.port
                 || database.dbname != pool.database.dbname || database.user != pool.database.user
@@ -783,7 +788,7 @@ final class Pooler {
             }
             pool.maintain(now: now)
         }
-        freeUnusedAutoDatabasePools(now: now)
+        freeUnusedPools(now: now)
         let period = UInt64(max(settings.statsPeriod, 1)) * 1_000_000
         if now &- lastStatsTime >= period {
             statsPeriodMicroseconds = now &- lastStatsTime
@@ -806,10 +811,23 @@ final class Pooler {
 
     /// autodb_idle_timeout: pools made from the "*" entry that have had no client for
     /// that long are freed, their servers closed (PgBouncer's kill of an auto database).
-    private func freeUnusedAutoDatabasePools(now: UInt64) {
+    private func freeUnusedPools(now: UInt64) {
+        var freed: [PoolKey] = []
+        // A database removed from the configuration (RELOAD): its pool goes once its
+        // clients have, as PgBouncer drops such a database's pools.
+        for pool in pools.values where pool.clientCount == 0 && pool.state.waiting.isEmpty
+            && config.database(named: pool.key.database) == nil {
+            freed.append(pool.key)
+        }
+        for key in freed {
+            guard let pool = pools.removeValue(forKey: key) else { continue }
+            poolOrder.removeAll { $0 == key }
+            log.info("freeing pool \(key): database removed from the configuration")
+            for server in Array(pool.servers.values) { server.terminate(reason: "database removed") }
+        }
+        freed = []
         let timeout = UInt64(settings.autodbIdleTimeout * 1_000_000)
         guard timeout > 0 else { return }
-        var freed: [PoolKey] = []
         for pool in pools.values where pool.isAutoDatabase {
             guard pool.clientCount == 0, pool.state.waiting.isEmpty else {
                 pool.unusedSince = nil

@@ -202,6 +202,32 @@ import Testing
         #expect(try clients[0].exec("SELECT 2").scalar == "2")
     }
 
+    /// A database removed by RELOAD: its connected client may finish, then its pool goes
+    /// (no more SHOW POOLS row, its servers closed, min_pool_size no longer refilled).
+    @Test func reloadRemovedDatabaseFreesItsPoolOnceItsClientsLeave() throws {
+        let cluster = try PostgresCluster.shared()
+        let pooler = try PoolerProcess(settings: ["min_pool_size = 1", "workers = 1"], databases: [
+            "app_db = host=127.0.0.1 port=\(cluster.port) dbname=app_db",
+            "gone_db = host=127.0.0.1 port=\(cluster.port) dbname=app_db",
+        ])
+        defer { pooler.stop() }
+        let client = try pooler.connect(database: "gone_db")
+        defer { client.close() }
+        #expect(try client.exec("SELECT 1").scalar == "1")
+        try Self.rewriteIni(pooler, databases: ["app_db = host=127.0.0.1 port=\(cluster.port) dbname=app_db"])
+        let admin = try pooler.admin()
+        defer { admin.close() }
+        try admin.exec("RELOAD")
+        #expect(try client.exec("SELECT 2", timeout: 10).scalar == "2", "the connected client finishes its work")
+        #expect(try admin.exec("SHOW POOLS").row(where: ["database": "gone_db"]) != nil)
+        client.close()
+        let freed = try waitUntil(timeout: 10, interval: 0.1) {
+            try admin.exec("SHOW POOLS").row(where: ["database": "gone_db"]) == nil
+        }
+        #expect(freed, "the removed database's pool stayed\n\(pooler.diagnostics)")
+        #expect(pooler.logText.contains("database removed from the configuration"), "\(pooler.diagnostics)")
+    }
+
     @Test func sighupAddsADatabase() throws {
         let pooler = try PoolerProcess(databases: [
             "app_db = host=127.0.0.1 port=\(PostgresCluster.shared().port) dbname=app_db",
