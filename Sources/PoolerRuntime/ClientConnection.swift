@@ -150,8 +150,10 @@ final class ClientConnection: Connection {
     override func readable() {
         guard readAvailable() else { return }
         requestTime = pooler.loop.now
-        if state == .waiting {
-            // Nothing goes anywhere until a server is linked (which reads on).
+        if state == .waiting || state == .welcomeWait || state == .authLookup {
+            // Nothing goes anywhere until a server is linked or the login goes on (either
+            // reads on, see resumeReadingAfterWait): what the client sends meanwhile is
+            // held up to the backpressure limit, not without bound.
             if input.readableCount > pooler.backpressureLimit {
                 wantsRead = false
                 updateInterest()
@@ -159,6 +161,13 @@ final class ClientConnection: Connection {
             return
         }
         processInput()
+    }
+
+    /// The login went on after a wait that may have stopped reading: read again.
+    func resumeReadingAfterWait() {
+        guard !wantsRead, !closed else { return }
+        wantsRead = true
+        updateInterest()
     }
 
     func processInput() {

@@ -257,6 +257,7 @@ extension ClientConnection {
     /// wrong password would, so nobody learns which users exist).
     func secretLookedUp(_ secret: String?) {
         guard state == .authLookup, !closed else { return }
+        resumeReadingAfterWait()
         beginAuthentication(pendingMethod, secret: secret)
         flush()
         if !input.isEmpty { processInput() }
@@ -419,7 +420,10 @@ extension ClientConnection {
         writer.backendKeyData(processID: cancelKey.processID, secretKey: cancelKey.secretKey)
         writer.readyForQuery(.idle)
         output.append(writer.bytes)
-        if state == .welcomeWait { state = .idle }
+        if state == .welcomeWait {
+            state = .idle
+            resumeReadingAfterWait()
+        }
         requestTime = pooler.loop.now
         flush()
         // An idle client should cost a few hundred bytes: no buffers until it speaks.

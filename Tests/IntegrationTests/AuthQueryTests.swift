@@ -47,6 +47,33 @@ import Testing
         #expect(try client.exec("SELECT 2").scalar == "2")
     }
 
+    /// A client that sends on and on while its auth_query lookup runs (not logged in
+    /// yet): the pooler holds at most about the backpressure limit of it, reading the
+    /// rest only once the login goes on (it then fails on the garbage).
+    @Test func inputDuringALookupIsBounded() throws {
+        let pooler = try PoolerProcess(settings: [
+            "auth_user = postgres",
+            "auth_query = SELECT rolname::text, rolpassword FROM pg_authid WHERE rolname = $1 AND (SELECT pg_sleep(6) IS NOT NULL)",
+        ], userlist: Self.userlist)
+        defer { pooler.stop() }
+        let client = try RawSocket(port: pooler.port)
+        defer { client.close() }
+        client.send(FrontendPacket.startup([("user", "app"), ("database", "app_db")]))
+        let started = monotonicSeconds()
+        _ = client.sendUntilStalled(Array(repeating: 0x41, count: 16 * 1_048_576), stall: 1)
+        let admin = try pooler.admin()
+        defer { admin.close() }
+        let sockets = try admin.exec("SHOW SOCKETS")
+        let held = sockets.rowIndices(where: ["user": "app"]).compactMap { Int(sockets.value($0, "pkt_avail") ?? "") }.max() ?? -1
+        let during = monotonicSeconds() - started < 5 // the lookup sleeps 6 s
+        #expect(!during || (held >= 0 && held < 1_048_576),
+                "the pooler holds \(held) bytes from a client that is not logged in\n\(pooler.diagnostics)")
+        #expect(during, "the flood outlasted the lookup; nothing was measured")
+        let other = try pooler.connect(user: "app", password: "app", timeout: 20)
+        defer { other.close() }
+        #expect(try other.exec("SELECT 1", timeout: 10).scalar == "1")
+    }
+
     @Test func wrongPasswordAndUnknownUserLookTheSame() throws {
         let pooler = try PoolerProcess(settings: ["auth_user = postgres"], userlist: Self.userlist)
         defer { pooler.stop() }
