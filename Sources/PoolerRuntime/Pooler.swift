@@ -812,22 +812,18 @@ final class Pooler {
     /// autodb_idle_timeout: pools made from the "*" entry that have had no client for
     /// that long are freed, their servers closed (PgBouncer's kill of an auto database).
     private func freeUnusedPools(now: UInt64) {
-        var freed: [PoolKey] = []
         // A database removed from the configuration (RELOAD): its pool goes once its
         // clients have, as PgBouncer drops such a database's pools.
-        for pool in pools.values where pool.clientCount == 0 && pool.state.waiting.isEmpty
-            && config.database(named: pool.key.database) == nil {
-            freed.append(pool.key)
+        let removed = pools.values.filter { pool in
+            pool.clientCount == 0 && pool.state.waiting.isEmpty && config.database(named: pool.key.database) == nil
         }
-        for key in freed {
-            guard let pool = pools.removeValue(forKey: key) else { continue }
-            poolOrder.removeAll { $0 == key }
-            log.info("freeing pool \(key): database removed from the configuration")
-            for server in Array(pool.servers.values) { server.terminate(reason: "database removed") }
+        for pool in removed {
+            freePool(pool.key, log: "freeing pool \(pool.key): database removed from the configuration",
+                     closing: "database removed")
         }
-        freed = []
         let timeout = UInt64(settings.autodbIdleTimeout * 1_000_000)
         guard timeout > 0 else { return }
+        var unused: [PoolKey] = []
         for pool in pools.values where pool.isAutoDatabase {
             guard pool.clientCount == 0, pool.state.waiting.isEmpty else {
                 pool.unusedSince = nil
@@ -837,14 +833,21 @@ final class Pooler {
                 pool.unusedSince = now
                 continue
             }
-            if now &- since >= timeout { freed.append(pool.key) }
+            if now &- since >= timeout { unused.append(pool.key) }
         }
-        for key in freed {
-            guard let pool = pools.removeValue(forKey: key) else { continue }
-            poolOrder.removeAll { $0 == key }
-            log.info("freeing unused automatic database pool \(key) (autodb_idle_timeout)")
-            for server in Array(pool.servers.values) { server.terminate(reason: "unused automatic database") }
+        for key in unused {
+            freePool(key, log: "freeing unused automatic database pool \(key) (autodb_idle_timeout)",
+                     closing: "unused automatic database")
         }
+    }
+
+    /// Drops the pool of `key` (no clients left), logs `line` and closes its servers on
+    /// this loop for `reason`.
+    private func freePool(_ key: PoolKey, log line: String, closing reason: String) {
+        guard let pool = pools.removeValue(forKey: key) else { return }
+        poolOrder.removeAll { $0 == key }
+        log.info(line)
+        for server in Array(pool.servers.values) { server.terminate(reason: reason) }
     }
 
     /// query_timeout, transaction_timeout and idle_transaction_timeout, per user entry or

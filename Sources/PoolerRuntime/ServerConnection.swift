@@ -68,8 +68,6 @@ final class ServerConnection: Connection, PoolMember {
         closeWhenReleased = true
         retireReason = reason
     }
-    /// server_reset_query answered an error: the session state is unknown.
-    var resetFailed = false
     /// Where this server stands in its pool's PoolState (kept by PoolState).
     var poolMembership = PoolMembership.none
     /// The database's reconnect generation when it was opened (workers > 1: a server
@@ -255,7 +253,6 @@ final class ServerConnection: Connection, PoolMember {
     /// the answer.
     private func runInternalQuery(_ query: String, state: State) {
         client = nil
-        resetFailed = false
         self.state = state
         var writer = MessageWriter()
         writer.query(query)

@@ -137,7 +137,9 @@ extension ServerConnection {
                 close(reason: "test query failed: \(fields.message)")
             } else {
                 pooler.log.warning("\(logPrefix) server_reset_query failed: \(fields.message)")
-                resetFailed = true
+                // The reset did not happen: the previous client's session state may still be
+                // there. As PgBouncer with an error between transactions, the server goes.
+                retireWhenReleased("server_reset_query failed")
             }
         case BackendMessageID.readyForQuery:
             let status = payload.first.flatMap(TransactionStatus.init(rawValue:)) ?? .failed
@@ -150,10 +152,6 @@ extension ServerConnection {
             } else if state == .testing {
                 state = .idle
                 pool.serverReleased(self, checked: true)
-            } else if resetFailed {
-                // The reset did not happen: the previous client's session state may still be
-                // there. As PgBouncer with an error between transactions, the server goes.
-                close(reason: "server_reset_query failed")
             } else {
                 forgetSession(for: SessionCommandScanner.scan(pooler.settings.serverResetQuery))
                 state = .idle
